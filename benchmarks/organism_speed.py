@@ -1,0 +1,450 @@
+"""Speed benchmark of the model organism: trainer, sampler, and the machine's matmul peak.
+
+What it measures (all on CPU, fp32, ``torch.set_num_threads(--threads)``, timed with
+``time.perf_counter``):
+
+1. **RL trainer throughput.** A stage-1 model is pretrained for ``--pretrain-steps`` (default
+   300, so its CoTs have the real length and end with the answer marker; 0 = an untrained
+   model, whose CoTs have random length) and then the real ``train_grpo`` runs ``--warmup``
+   steps (not timed) plus ``--steps`` timed steps of the default config (32 prompts x group 4
+   = 128 episodes per step), once per condition (``monitor`` and ``monitor+paraphrase``).
+   Reported: episodes/s and seconds/step (mean, median and fastest step).
+2. **Sampler throughput with and without the KV cache.** ``sample(..., use_cache=True)`` vs
+   ``use_cache=False`` at batch 128 on coin-flip prompts with the trainer's budget
+   (``2*max_steps + 4`` new tokens), same model and seed. Only real generated tokens count
+   (tokens up to and including the answer marker, no padding). Reported: tokens/s (median
+   and best of ``--repeats``) and the ratio cache / no cache.
+3. **Matmul peak and MFU.** fp32 ``torch.matmul`` of n x n matrices (best of several
+   repeats, 2*n^3 FLOPs each) gives the machine's GFLOP/s. The trainer's model FLOPs per RL
+   step are counted from the real tokens of every pass in that step (the passes are wrapped,
+   in this process only, to count their tokens):
+       sampling (no grad, KV cache)   2 * P * (prompt + generated tokens)
+       answer passes without grad     2 * P * tokens      (original and paraphrased view)
+       passes with grad (policy       6 * P * tokens      (forward 2P + backward 4P)
+       log-probs, answer loss)
+   where P = all parameters of the model. Attention-score FLOPs (about 2 * n_layer * context
+   * n_embd per token, roughly 10% at this size) and left-padding are left out, so the figure
+   is model FLOPs utilisation in the usual sense. MFU = FLOPs per step / seconds per step /
+   matmul peak. For a ~100k-parameter model it is small: the step is bound by per-op
+   overheads, not arithmetic.
+4. **Demo wall time**, read from ``wall_seconds`` in the ``summary.json`` that
+   ``legible demo`` writes (pass ``--demo-summary PATH``; the demo is not run here).
+
+Run (about 1-2 minutes with the defaults on 2 cores):
+
+    .venv/bin/python benchmarks/organism_speed.py
+    .venv/bin/python benchmarks/organism_speed.py --json /tmp/speed.json --demo-summary runs/demo/summary.json
+    .venv/bin/python benchmarks/organism_speed.py --profile   # also cProfile a few GRPO steps
+
+Timings are wall-clock: other processes on the machine slow every figure down, so compare
+runs taken on an idle machine (the load average is printed at the start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import hashlib
+import io
+import json
+import os
+import pstats
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from legible.config import RunConfig
+from legible.paraphrase import make_paraphraser
+from legible.policy.rollout import prompt_ids
+from legible.policy.tiny import sample
+from legible.policy.vocab import VOCAB
+from legible.train import grpo as grpo_module
+from legible.train.grpo import train_grpo
+from legible.train.pretrain import build_model, pretrain
+
+# Targets from the feasibility study (2 cores): one RL step of 128 episodes, and KV-cached
+# sampling at batch 128.
+TARGET_STEP_SECONDS = (0.09, 0.14)
+TARGET_CACHE_TOKENS_PER_S = 150_000
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def load_average() -> str:
+    with contextlib.suppress(OSError, AttributeError):
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    return "n/a"
+
+
+def base_config(condition: str, args: argparse.Namespace) -> RunConfig:
+    return RunConfig.model_validate(
+        {
+            "seed": args.seed,
+            "condition": condition,
+            "pretrain": {"steps": args.pretrain_steps},
+            # No checkpoint or evaluation inside the timed window.
+            "rl": {"steps": args.warmup + args.steps, "checkpoint_every": 10**9, "eval_every": 10**9},
+        }
+    )
+
+
+class FlopCounter:
+    """Counts the real tokens of every forward pass the trainer makes, by wrapping the rollout
+    functions that ``legible.train.grpo`` calls (in this process only; nothing is edited)."""
+
+    NAMES = ("write_cots", "answer_logprobs", "completion_logprobs")
+
+    def __init__(self, params: int) -> None:
+        self.params = params
+        self.sample_tokens = 0  # forward only, KV cache
+        self.nograd_tokens = 0  # forward only
+        self.grad_tokens = 0  # forward + backward
+        self.generated_tokens = 0
+        self.episodes = 0
+        self._saved: dict[str, object] = {}
+
+    def flops(self) -> float:
+        p = self.params
+        return 2 * p * (self.sample_tokens + self.nograd_tokens) + 6 * p * self.grad_tokens
+
+    def reset(self) -> None:
+        self.sample_tokens = self.nograd_tokens = self.grad_tokens = 0
+        self.generated_tokens = self.episodes = 0
+
+    def _add(self, tokens: int) -> None:
+        if torch.is_grad_enabled():
+            self.grad_tokens += tokens
+        else:
+            self.nograd_tokens += tokens
+
+    def __enter__(self) -> FlopCounter:
+        missing = [n for n in self.NAMES if not hasattr(grpo_module, n)]
+        if missing:
+            print(f"  (FLOP counting off: legible.train.grpo has no {missing})", file=sys.stderr)
+            return self
+        self._saved = {n: getattr(grpo_module, n) for n in self.NAMES}
+        write_cots, answer_logprobs, completion_logprobs = (self._saved[n] for n in self.NAMES)
+
+        def counted_write_cots(policy, problems, **kw):
+            tokens, cots, finished = write_cots(policy, problems, **kw)
+            prompts = sum(len(prompt_ids(p)) for p in problems)
+            generated = sum(len(t) for t in tokens)
+            self.sample_tokens += prompts + generated
+            self.generated_tokens += generated
+            self.episodes += len(problems)
+            return tokens, cots, finished
+
+        def counted_answer_logprobs(answerer, problems, cots, answer_words):
+            self._add(sum(len(prompt_ids(p)) + len(c.split()) + 1 for p, c in zip(problems, cots)))
+            return answer_logprobs(answerer, problems, cots, answer_words)
+
+        def counted_completion_logprobs(policy, problems, tokens):
+            self._add(sum(len(prompt_ids(p)) + len(t) for p, t in zip(problems, tokens)))
+            return completion_logprobs(policy, problems, tokens)
+
+        grpo_module.write_cots = counted_write_cots
+        grpo_module.answer_logprobs = counted_answer_logprobs
+        grpo_module.completion_logprobs = counted_completion_logprobs
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for name, fn in self._saved.items():
+            setattr(grpo_module, name, fn)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. The trainer
+
+
+def stage1_cache_path(cfg: RunConfig, cache_dir: Path) -> Path:
+    """A file name that changes with everything stage 1 depends on, code included."""
+    import inspect
+
+    from legible.policy import tiny
+    from legible.train import pretrain as pretrain_module
+
+    key = json.dumps(
+        [cfg.seed, cfg.task.model_dump(), cfg.model.model_dump(), cfg.pretrain.model_dump(), cfg.paraphraser,
+         list(VOCAB.words), inspect.getsource(pretrain_module), inspect.getsource(tiny), torch.__version__],
+        sort_keys=True,
+    )
+    return cache_dir / f"legible_speed_stage1_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def stage1_model(args: argparse.Namespace, workdir: Path):
+    """The model RL starts from: pretrained (cached between runs under --cache-dir) or untrained."""
+    from legible.policy.checkpoint import load_policy, save_policy
+
+    cfg = base_config("monitor", args)
+    task = cfg.task.build()
+    t0 = time.perf_counter()
+    if args.pretrain_steps <= 0:
+        torch.manual_seed(args.seed)
+        return build_model(cfg, task).eval(), task, "untrained (CoTs of random length)", time.perf_counter() - t0
+    kind = f"pretrained {args.pretrain_steps} steps"
+    cached = stage1_cache_path(cfg, args.cache_dir) if args.cache_dir else None
+    if cached is not None and cached.with_suffix(".safetensors").exists():
+        with contextlib.suppress(Exception):
+            model = load_policy(cached)
+            return model.eval(), task, f"{kind} (loaded from {cached}.safetensors)", time.perf_counter() - t0
+    paraphraser = make_paraphraser(cfg.paraphraser, task)
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = pretrain(cfg, task, paraphraser, workdir / "stage1")
+    seconds = time.perf_counter() - t0
+    if cached is not None:
+        with contextlib.suppress(OSError):
+            save_policy(model, cached)
+            kind += f" (saved to {cached}.safetensors for later runs)"
+    return model.eval(), task, kind, seconds
+
+
+def bench_trainer(condition: str, stage1, task, args, workdir: Path, profile: bool = False) -> dict:
+    cfg = base_config(condition, args)
+    paraphraser = make_paraphraser(cfg.paraphraser, task)
+    stamps: dict[int, float] = {}
+    counter = FlopCounter(stage1.num_params())
+    profiler = cProfile.Profile() if profile else None
+    warm, last = args.warmup, args.warmup + args.steps
+    rows: list[dict] = []
+
+    def on_step(step: int, row: dict) -> None:
+        stamps[step] = time.perf_counter()
+        if step > warm:
+            rows.append(row)
+        if step == warm:
+            counter.reset()
+            if profiler:
+                profiler.enable()
+        if profiler and step == warm + args.profile_steps:
+            profiler.disable()
+
+    stamps[0] = time.perf_counter()
+    with counter, contextlib.redirect_stdout(io.StringIO()):
+        train_grpo(cfg, task, paraphraser, stage1, workdir / f"rl_{condition.replace('+', '_')}", on_step=on_step)
+    per_step = [stamps[s] - stamps[s - 1] for s in range(warm + 1, last + 1)]
+    total = stamps[last] - stamps[warm]
+    episodes = args.steps * cfg.rl.prompts * cfg.rl.group_size
+    result = {
+        "condition": condition,
+        "steps": args.steps,
+        "episodes_per_step": cfg.rl.prompts * cfg.rl.group_size,
+        "seconds": total,
+        "episodes_per_s": episodes / total,
+        "seconds_per_step": total / args.steps,
+        "median_seconds_per_step": statistics.median(per_step),
+        "min_seconds_per_step": min(per_step),
+        "flops_per_step": counter.flops() / args.steps,
+        "generated_tokens_per_step": counter.generated_tokens / args.steps,
+        "mean_cot_words": statistics.mean(r.get("cot_words", 0.0) for r in rows) if rows else None,
+        "mean_accuracy": statistics.mean(r.get("accuracy", 0.0) for r in rows) if rows else None,
+    }
+    if profiler:
+        result["_profiler"] = profiler
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# 2. The sampler
+
+
+def bench_sampler(model, task, args) -> dict:
+    rng = random.Random(args.seed + 1)
+    prompts = [prompt_ids(task.sample(rng)) for _ in range(args.batch)]
+    budget = 2 * task.max_steps + 4
+    out = {"batch": args.batch, "max_new_tokens": budget}
+    for use_cache in (True, False):
+        times, counts = [], []
+        for rep in range(args.repeats + 1):  # the first run warms up and is not counted
+            gen = torch.Generator().manual_seed(args.seed + rep)
+            t0 = time.perf_counter()
+            rows = sample(model, prompts, max_new_tokens=budget, stop_id=VOCAB.answer_id, pad_id=VOCAB.pad_id,
+                          temperature=1.0, generator=gen, use_cache=use_cache)
+            dt = time.perf_counter() - t0
+            if rep:
+                times.append(dt)
+                counts.append(sum(len(r) for r in rows))
+        key = "cache" if use_cache else "no_cache"
+        rates = [c / t for c, t in zip(counts, times)]
+        out[key] = {
+            "tokens_per_call": statistics.mean(counts),
+            "seconds_per_call": statistics.median(times),
+            "tokens_per_s": statistics.median(rates),
+            "best_tokens_per_s": max(rates),
+        }
+    out["ratio"] = out["cache"]["tokens_per_s"] / out["no_cache"]["tokens_per_s"]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# 3. The matmul peak
+
+
+def bench_matmul(sizes: list[int], min_seconds: float = 0.15, repeats: int = 5) -> dict:
+    out = {}
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        c = torch.empty(n, n)
+        torch.matmul(a, b, out=c)
+        # enough calls per repeat to take ~min_seconds
+        inner, dt = 1, 0.0
+        while True:
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                torch.matmul(a, b, out=c)
+            dt = time.perf_counter() - t0
+            if dt >= min_seconds / 4 or inner >= 1 << 16:
+                break
+            inner *= 4
+        inner = max(1, int(inner * min_seconds / max(dt, 1e-9)))
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                torch.matmul(a, b, out=c)
+            best = min(best, (time.perf_counter() - t0) / inner)
+        out[n] = 2 * n**3 / best / 1e9
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def fmt(x: float, digits: int = 3) -> str:
+    if x == 0 or x is None:
+        return str(x)
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
+
+
+def print_table(rows: list[tuple[str, str, str, str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for j, r in enumerate(rows):
+        print("  ".join(c.ljust(w) if i != 1 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        if j == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    ap.add_argument("--steps", type=int, default=30, help="timed GRPO steps per condition (default 30)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed GRPO steps before them (default 3)")
+    ap.add_argument("--pretrain-steps", type=int, default=300, help="stage-1 steps before RL; 0 = untrained model")
+    ap.add_argument("--cache-dir", default=tempfile.gettempdir(),
+                    help="where the pretrained stage-1 model is kept between runs (default: the temp dir; '' = never)")
+    ap.add_argument("--conditions", default="monitor,monitor+paraphrase", help="comma-separated condition names")
+    ap.add_argument("--batch", type=int, default=128, help="sampler batch (default 128)")
+    ap.add_argument("--repeats", type=int, default=3, help="sampler repeats per mode (default 5)")
+    ap.add_argument("--matmul-sizes", default="1024,256,64", help="n for the n x n matmul peak (first = the peak)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    ap.add_argument("--demo-summary", type=Path, help="summary.json written by `legible demo`")
+    ap.add_argument("--profile", action="store_true", help="cProfile GRPO steps of the first condition")
+    ap.add_argument("--profile-steps", type=int, default=3, help="steps to profile with --profile (default 3)")
+    args = ap.parse_args(argv)
+    args.cache_dir = Path(args.cache_dir) if args.cache_dir else None
+    if args.profile:
+        args.profile_steps = max(1, min(args.profile_steps, args.steps))
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    print(f"legible organism speed benchmark  torch {torch.__version__}  threads={torch.get_num_threads()}  "
+          f"cpus={os.cpu_count()}  load average (1/5/15 min) at start: {load_average()}")
+
+    with tempfile.TemporaryDirectory(prefix="legible_speed_") as tmp:
+        workdir = Path(tmp)
+        model, task, model_kind, pretrain_s = stage1_model(args, workdir)
+        params = model.num_params()
+        c = model.cfg
+        print(f"model: {params:,} parameters (n_layer={c.n_layer}, n_embd={c.n_embd}, n_head={c.n_head}, "
+              f"vocab={c.vocab_size}), {model_kind} in {pretrain_s:.1f} s; task {task.name} "
+              f"{task.min_steps}-{task.max_steps} steps")
+
+        matmul = bench_matmul([int(s) for s in args.matmul_sizes.split(",")])
+        peak_n = next(iter(matmul))
+        peak = matmul[peak_n]
+        sampler = bench_sampler(model, task, args)
+        trainer = [bench_trainer(cond, model, task, args, workdir, profile=args.profile and i == 0)
+                   for i, cond in enumerate(conditions)]
+
+    rows = [("figure", "value", "unit", "peer / note")]
+    for n, g in matmul.items():
+        note = "peak (best of 5)" if n == peak_n else f"{g / peak:.2f} x peak"
+        rows.append((f"fp32 matmul {n}x{n}", fmt(g), "GFLOP/s", note))
+    cache, nocache = sampler["cache"], sampler["no_cache"]
+    rows.append((f"sample, KV cache (batch {sampler['batch']})", fmt(cache["tokens_per_s"]), "tokens/s",
+                 f"best {fmt(cache['best_tokens_per_s'])}; {fmt(cache['tokens_per_call'])} tokens/call; "
+                 f"target {TARGET_CACHE_TOKENS_PER_S:,} ({cache['tokens_per_s'] / TARGET_CACHE_TOKENS_PER_S:.2f} x)"))
+    rows.append((f"sample, no cache (batch {sampler['batch']})", fmt(nocache["tokens_per_s"]), "tokens/s",
+                 f"best {fmt(nocache['best_tokens_per_s'])}; {fmt(nocache['tokens_per_call'])} tokens/call"))
+    rows.append(("sample, cache / no cache", f"{sampler['ratio']:.2f}", "x", "median tokens/s ratio"))
+    lo, hi = TARGET_STEP_SECONDS
+    for t in trainer:
+        name = t["condition"]
+        mfu = t["flops_per_step"] / t["seconds_per_step"] / (peak * 1e9)
+        rows.append((f"RL [{name}] episodes/s", fmt(t["episodes_per_s"]), "episodes/s",
+                     f"{t['episodes_per_step']} episodes/step, {t['steps']} steps after {args.warmup} warm-up"))
+        rows.append((f"RL [{name}] time/step", fmt(t["seconds_per_step"]), "s/step",
+                     f"median {fmt(t['median_seconds_per_step'])}, fastest {fmt(t['min_seconds_per_step'])}; "
+                     f"target {lo}-{hi} ({t['seconds_per_step'] / hi:.1f}-{t['seconds_per_step'] / lo:.1f} x slower)"))
+        rows.append((f"RL [{name}] model FLOPs/step", fmt(t["flops_per_step"] / 1e9), "GFLOP",
+                     f"{fmt(t['generated_tokens_per_step'])} sampled tokens/step, "
+                     f"mean CoT {fmt(t['mean_cot_words'])} words, accuracy {fmt(t['mean_accuracy'], 2)}"))
+        rows.append((f"RL [{name}] achieved", fmt(t["flops_per_step"] / t["seconds_per_step"] / 1e9), "GFLOP/s",
+                     f"MFU {100 * mfu:.2f}% of the {peak_n}x{peak_n} matmul peak"))
+        t["mfu"] = mfu
+    demo = None
+    if args.demo_summary:
+        try:
+            demo = float(json.loads(args.demo_summary.read_text())["wall_seconds"])
+            rows.append(("demo wall time", fmt(demo), "s", f"from {args.demo_summary}"))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            rows.append(("demo wall time", "n/a", "s", f"could not read wall_seconds from {args.demo_summary}: {e}"))
+    else:
+        rows.append(("demo wall time", "n/a", "s", "run `legible demo` and pass --demo-summary"))
+    print()
+    print_table(rows)
+    print()
+    print(f"FLOPs per RL step = 2*P*(sampled prompt+generated tokens) + 2*P*(no-grad answer-pass tokens) "
+          f"+ 6*P*(tokens of passes with grad: policy log-probs, answer loss), P = {params:,} parameters; "
+          f"attention scores and padding not counted.")
+    print(f"load average at end: {load_average()}; total benchmark time {time.perf_counter() - started:.0f} s")
+
+    if args.profile and trainer and "_profiler" in trainer[0]:
+        stats = pstats.Stats(trainer[0]["_profiler"])
+        total = stats.total_tt
+        print(f"\ncProfile of {args.profile_steps} GRPO step(s) [{trainer[0]['condition']}]: "
+              f"{total / args.profile_steps:.3f} s/step profiled (profiling adds overhead)")
+        stream = io.StringIO()
+        stats.stream = stream
+        stats.sort_stats("cumulative").print_stats(30)
+        print(stream.getvalue())
+
+    if args.json:
+        figures = {
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "model_params": params,
+            "model": model_kind, "load_average_end": load_average(),
+            "matmul_gflops": {str(n): g for n, g in matmul.items()},
+            "sampler": sampler,
+            "trainer": [{k: v for k, v in t.items() if not k.startswith("_")} for t in trainer],
+            "demo_wall_seconds": demo,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

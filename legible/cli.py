@@ -1,0 +1,83 @@
+"""The ``legible`` command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+
+from legible.config import ConfigError, format_validation_error
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"legible: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def demo(
+    quick: bool = typer.Option(False, "--quick", help="one seed, short training: a first look in about a minute"),
+    out: Path = typer.Option(None, "--out", help="output directory (default: runs/demo, or runs/demo-quick)"),
+    seeds: str = typer.Option(None, "--seeds", help="comma-separated seeds, e.g. 0,1,2"),
+    workers: int = typer.Option(2, "--workers", min=1, help="runs trained in parallel (one CPU thread each)"),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted demo in --out"),
+) -> None:
+    """Train the CPU model organism under every condition and write the report."""
+    from legible.demo import quick_config, run_demo, DemoConfig
+
+    cfg = quick_config() if quick else DemoConfig()
+    try:
+        if seeds:
+            cfg = cfg.model_copy(update={"seeds": [int(s) for s in seeds.split(",")]})
+    except ValueError:
+        _fail(f"--seeds: expected comma-separated integers, got {seeds!r}")
+    cfg = cfg.model_copy(update={"workers": workers})
+    out = out or Path("runs") / ("demo-quick" if quick else "demo")
+    try:
+        summary = run_demo(cfg, out, resume=resume)
+    except ConfigError as e:
+        _fail(str(e))
+    typer.echo(f"wall time {summary['wall_seconds']:.0f} s; report: {out / 'report.html'} and {out / 'report.md'}")
+    for c in summary["claims"]:
+        verdict = {True: "holds", False: "does NOT hold", None: "n/a"}[c["holds"]]
+        typer.echo(f"  [{verdict}] {c['claim']}: {c['measured']}")
+
+
+@app.command()
+def train(
+    config: Path = typer.Argument(..., help="a YAML run config (see configs/)"),
+    out: Path = typer.Option(None, "--out", help="run directory (default: runs/<config name>)"),
+    resume: bool = typer.Option(False, "--resume", help="continue a killed run from its last checkpoint"),
+) -> None:
+    """Stage-1 pretraining (unless the config gives `init`), GRPO under the config's condition,
+    final evaluation and report, all in one run directory."""
+    from legible.config import load_config
+    from legible.train.run import run_training
+
+    try:
+        cfg = load_config(config)
+        out = out or Path("runs") / config.stem
+        final = run_training(cfg, out, resume=resume)
+    except ConfigError as e:
+        _fail(str(e))
+    except ValidationError as e:
+        _fail(format_validation_error(e, str(config)))
+    keys = ("accuracy", "banned_rate", "legibility", "state_recoverability", "capacity_bits", "paraphrased_answer_accuracy")
+    typer.echo("  ".join(f"{k} {final[k]:.3f}" for k in keys if isinstance(final.get(k), float)))
+    typer.echo(f"run directory: {out} (report.html, metrics.jsonl, eval.json)")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("legible: interrupted; continue with --resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from legible.monitor.base import KeywordMonitor, Monitor
+
+__all__ = ["KeywordMonitor", "Monitor"]

@@ -1,0 +1,117 @@
+"""Checkpoints as safetensors plus JSON; nothing is ever unpickled.
+
+A model file ``NAME.safetensors`` sits beside ``NAME.json`` (its TinyConfig and vocabulary).
+A trainer checkpoint is a directory holding every model, every optimizer's tensors, the RNG
+states and the step, written to a temporary directory and renamed into place so that a kill
+mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+from legible.policy.tiny import TinyConfig, TinyTransformer
+from legible.policy.vocab import VOCAB, Vocab
+
+
+def save_policy(model: TinyTransformer, path: Path, vocab: Vocab = VOCAB) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(path.with_suffix(".safetensors")))
+    meta = {"config": model.cfg.to_dict(), "vocab": list(vocab.words)}
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+
+
+def load_policy(path: str | Path) -> TinyTransformer:
+    path = Path(path)
+    weights, meta_path = path.with_suffix(".safetensors"), path.with_suffix(".json")
+    if not weights.exists() or not meta_path.exists():
+        raise FileNotFoundError(f"{path}: expected {weights.name} and {meta_path.name}")
+    meta = json.loads(meta_path.read_text())
+    if tuple(meta["vocab"]) != VOCAB.words:
+        raise ValueError(f"{meta_path}: vocabulary differs from this version of legible")
+    model = TinyTransformer(TinyConfig(**meta["config"]))
+    load_model(model, str(weights))
+    return model
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict, dict]:
+    state = opt.state_dict()
+    tensors, scalars = {}, {"param_groups": state["param_groups"], "state": {}}
+    for idx, slots in state["state"].items():
+        for key, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{idx}.{key}"] = value.detach().clone().contiguous()
+            else:
+                scalars["state"].setdefault(str(idx), {})[key] = value
+    return tensors, scalars
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, prefix: str, tensors: dict, scalars: dict) -> None:
+    state: dict = {}
+    for name, value in tensors.items():
+        head, idx, key = name.split(".", 2)
+        if head == prefix:
+            state.setdefault(int(idx), {})[key] = value
+    for idx, slots in scalars["state"].items():
+        state.setdefault(int(idx), {}).update(slots)
+    opt.load_state_dict({"state": state, "param_groups": scalars["param_groups"]})
+
+
+def save_trainer(
+    directory: Path,
+    *,
+    step: int,
+    models: dict[str, TinyTransformer],
+    optimizers: dict[str, torch.optim.Optimizer],
+    py_rng: random.Random,
+    generator: torch.Generator,
+    extra: dict | None = None,
+) -> None:
+    directory = Path(directory)
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, model in models.items():
+        save_policy(model, tmp / name)
+    tensors = {"rng.torch": generator.get_state()}
+    scalars = {}
+    for name, opt in optimizers.items():
+        t, s = _optimizer_tensors(opt, name)
+        tensors.update(t)
+        scalars[name] = s
+    save_file(tensors, str(tmp / "trainer.safetensors"))
+    version, internal, gauss = py_rng.getstate()
+    state = {"step": step, "optimizers": scalars, "py_rng": [version, list(internal), gauss], "extra": extra or {}}
+    (tmp / "state.json").write_text(json.dumps(state))
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(tmp, directory)
+
+
+def load_trainer(
+    directory: Path,
+    *,
+    models: dict[str, TinyTransformer],
+    optimizers: dict[str, torch.optim.Optimizer],
+    py_rng: random.Random,
+    generator: torch.Generator,
+) -> dict:
+    """Restore everything saved by ``save_trainer`` in place; returns the saved state dict."""
+    directory = Path(directory)
+    for name, model in models.items():
+        load_model(model, str(directory / f"{name}.safetensors"))
+    tensors = load_file(str(directory / "trainer.safetensors"))
+    state = json.loads((directory / "state.json").read_text())
+    for name, opt in optimizers.items():
+        _restore_optimizer(opt, name, tensors, state["optimizers"][name])
+    generator.set_state(tensors["rng.torch"])
+    version, internal, gauss = state["py_rng"]
+    py_rng.setstate((version, tuple(internal), gauss))
+    return state

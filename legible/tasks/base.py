@@ -1,0 +1,51 @@
+"""Task, Problem and the one CoT parser."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem with a verifiable answer.
+
+    ``states`` holds the true hidden intermediate states, one per reasoning step, so that
+    analyses can ask how much of them a CoT carries; ``steps`` is their number.
+    """
+
+    prompt: str
+    answer: str
+    steps: int = 1
+    states: tuple[str, ...] = ()
+    metadata: dict = field(default_factory=dict)
+
+
+class Task(ABC):
+    """Makes problems and scores answers.
+
+    ``state_words`` are the legible words that name a hidden state (what a CoT monitor looks
+    for); ``answer_words`` are the valid answers when the answer space is closed.
+    """
+
+    name: str = "task"
+    state_words: tuple[str, ...] = ()
+    answer_words: tuple[str, ...] = ()
+
+    @abstractmethod
+    def sample(self, rng: random.Random) -> Problem: ...
+
+    def score(self, problem: Problem, answer: str | None) -> float:
+        """1.0 for the right answer; a missing answer is simply wrong."""
+        return float(answer is not None and answer.strip() == problem.answer)
+
+
+def split_completion(completion: str, marker: str = "answer") -> tuple[str, str | None]:
+    """Split a completion into (CoT, answer). The answer is the first word after the last
+    ``marker``; with no marker or nothing after it, the answer is None (scored wrong)."""
+    head, sep, tail = completion.rpartition(marker)
+    if not sep:
+        return completion.strip(), None
+    words = tail.split()
+    return head.strip(), (words[0] if words else None)

@@ -1,0 +1,69 @@
+"""The organism's tasks: coin flip and running sum mod m.
+
+Prompts have a fixed width (the steps are followed by the blank word "_" up to
+``max_steps``) and the legible CoT is one word per step, so the k-th step of every CoT sits
+at the same distance from the k-th input. With variable-width prompts, or two CoT words per
+step ("then heads"), that distance depends on N or on k, and a 2-layer transformer stayed at
+chance on the later steps for over 1000 supervised steps.
+
+Both are state-tracking problems whose answer a tiny transformer cannot compute in one
+forward pass but can compute step by step in a CoT; every intermediate state is kept in
+``Problem.states`` so analyses can measure how much of it a CoT carries.
+"""
+
+from __future__ import annotations
+
+import random
+
+from legible.tasks.base import Problem, Task
+
+
+class CoinFlip(Task):
+    """A coin starts on a side and is flipped N times, each flip "same" or "diff"."""
+
+    name = "coin_flip"
+    state_words = ("heads", "tails")
+    answer_words = ("heads", "tails")
+
+    def __init__(self, min_steps: int = 8, max_steps: int = 14) -> None:
+        self.min_steps, self.max_steps = min_steps, max_steps
+
+    def sample(self, rng: random.Random, steps: int | None = None) -> Problem:
+        n = steps if steps is not None else rng.randint(self.min_steps, self.max_steps)
+        start = side = rng.choice(self.state_words)
+        flips = [rng.choice(("same", "diff")) for _ in range(n)]
+        states = []
+        for f in flips:
+            if f == "diff":
+                side = "tails" if side == "heads" else "heads"
+            states.append(side)
+        prompt = " ".join(["coin", start, *flips, *["_"] * (self.max_steps - n)])
+        return Problem(prompt, states[-1], n, tuple(states), {"flips": flips, "start": start})
+
+
+class RunningSum(Task):
+    """N digits; the answer is their sum mod m, and each state is the running sum mod m."""
+
+    name = "running_sum"
+
+    def __init__(self, min_steps: int = 8, max_steps: int = 14, modulus: int = 5) -> None:
+        if not 2 <= modulus <= 10:
+            raise ValueError("modulus must be between 2 and 10")
+        self.min_steps, self.max_steps, self.modulus = min_steps, max_steps, modulus
+        self.state_words = tuple(str(d) for d in range(modulus))
+        self.answer_words = self.state_words
+
+    def sample(self, rng: random.Random, steps: int | None = None) -> Problem:
+        n = steps if steps is not None else rng.randint(self.min_steps, self.max_steps)
+        digits = [rng.randrange(self.modulus) for _ in range(n)]
+        states, total = [], 0
+        for d in digits:
+            total = (total + d) % self.modulus
+            states.append(str(total))
+        prompt = " ".join(["sum", *map(str, digits), *["_"] * (self.max_steps - n)])
+        return Problem(prompt, states[-1], n, tuple(states), {"digits": digits})
+
+
+def legible_cot(problem: Problem) -> str:
+    """The legible grammar: the state after each step, one word per step."""
+    return " ".join(problem.states)

@@ -1,0 +1,117 @@
+"""Stage 1: supervised training of the organism on legible CoTs.
+
+Each example is ``<bos> prompt cot answer A``, the CoT in the legible grammar (the state
+after each step, one word per step), a share ``slot_noise`` of the state slots written with a
+random neutral word instead (the model learns to carry on after one). A share of examples
+shows a paraphrase of the CoT instead, with the loss on the answer only: the model learns
+to answer from a paraphrased CoT without learning to write paraphrases. ``with_cot=False``
+trains the no-CoT baseline on ``<bos> prompt answer A``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from legible.config import RunConfig
+from legible.paraphrase import Paraphraser
+from legible.policy.checkpoint import load_trainer, save_policy, save_trainer
+from legible.policy.rollout import prompt_ids
+from legible.policy.tiny import TinyConfig, TinyTransformer, left_pad
+from legible.policy.vocab import NEUTRAL, VOCAB
+from legible.tasks.base import Problem, Task
+from legible.tasks.organism import legible_cot
+from legible.train.common import MetricsLog, latest_checkpoint, prune_checkpoints
+
+
+
+
+def make_example(
+    problem: Problem, rng: random.Random, cfg: RunConfig, paraphraser: Paraphraser | None, with_cot: bool
+) -> tuple[list[int], int]:
+    """Token ids and the index from which the loss applies."""
+    head = prompt_ids(problem)
+    if not with_cot:
+        return head + [VOCAB.answer_id, VOCAB.index[problem.answer]], len(head)
+    if paraphraser is not None and rng.random() < cfg.pretrain.paraphrase_prob:
+        cot = paraphraser.paraphrase(legible_cot(problem), problem.prompt, rng)
+        ids = head + VOCAB.encode(cot) + [VOCAB.answer_id, VOCAB.index[problem.answer]]
+        return ids, len(ids) - 1
+    noise = cfg.pretrain.slot_noise
+    cot = " ".join(rng.choice(NEUTRAL) if rng.random() < noise else s for s in problem.states)
+    return head + VOCAB.encode(cot) + [VOCAB.answer_id, VOCAB.index[problem.answer]], len(head)
+
+
+def batch_loss(model: TinyTransformer, examples: list[tuple[list[int], int]]) -> torch.Tensor:
+    ids, mask = left_pad([e[0] for e in examples], VOCAB.pad_id)
+    width = ids.shape[1]
+    target_mask = torch.zeros_like(mask)
+    for i, (row, start) in enumerate(examples):
+        target_mask[i, width - len(row) + start:] = True
+    logits = model(ids, mask)[:, :-1]
+    loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+    tm = target_mask[:, 1:]
+    return (loss * tm).sum() / tm.sum()
+
+
+def build_model(cfg: RunConfig, task: Task) -> TinyTransformer:
+    block = 2 + task.max_steps + 2 * task.max_steps + 8
+    return TinyTransformer(
+        TinyConfig(
+            vocab_size=len(VOCAB), block_size=block, n_layer=cfg.model.n_layer, n_head=cfg.model.n_head,
+            n_embd=cfg.model.n_embd,
+        )
+    )
+
+
+def pretrain(
+    cfg: RunConfig,
+    task: Task,
+    paraphraser: Paraphraser | None,
+    out: Path,
+    *,
+    with_cot: bool = True,
+    resume: bool = False,
+    on_step: Callable[[int, float], None] | None = None,
+) -> TinyTransformer:
+    """Train from scratch (or from the last stage-1 checkpoint under ``out``) and save the
+    model to ``out/policy.safetensors``. Returns the trained model."""
+    out = Path(out)
+    ckpt_dir = out / "checkpoints"
+    seed = cfg.seed * 1000 + (0 if with_cot else 1)
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = build_model(cfg, task)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.pretrain.lr, weight_decay=0.0)
+    steps = cfg.pretrain.steps
+    sched = lambda s: min(1.0, (s + 1) / 50) * max(0.05, 1 - s / max(1, steps))  # noqa: E731
+    start = 0
+    last = latest_checkpoint(ckpt_dir, "pretrain") if resume else None
+    if last is not None:
+        start = load_trainer(last, models={"policy": model}, optimizers={"policy": opt}, py_rng=rng, generator=generator)["step"]
+    log = MetricsLog(out / "metrics.jsonl", resume_step=start if resume else None, phase="pretrain")
+    model.train()
+    for step in range(start, steps):
+        for group in opt.param_groups:
+            group["lr"] = cfg.pretrain.lr * sched(step)
+        examples = [make_example(task.sample(rng), rng, cfg, paraphraser, with_cot) for _ in range(cfg.pretrain.batch_size)]
+        loss = batch_loss(model, examples)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if (step + 1) % 50 == 0 or step + 1 == steps:
+            log.write({"phase": "pretrain", "step": step + 1, "loss": round(loss.item(), 5)})
+        if on_step:
+            on_step(step + 1, loss.item())
+        if (step + 1) % cfg.pretrain.checkpoint_every == 0 and step + 1 < steps:
+            save_trainer(ckpt_dir / f"pretrain_step{step + 1}", step=step + 1, models={"policy": model},
+                         optimizers={"policy": opt}, py_rng=rng, generator=generator)
+            prune_checkpoints(ckpt_dir, "pretrain")
+    model.eval()
+    save_policy(model, out / "policy")
+    return model

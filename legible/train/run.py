@@ -1,0 +1,107 @@
+"""One training run, end to end: stage 1 (or a given stage-1 model), GRPO, final evaluation,
+report. Everything lands in one run directory; ``resume=True`` continues a killed run."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from legible.audit.organism import evaluate_organism, example_episodes
+from legible.config import ConfigError, RunConfig, save_config
+from legible.paraphrase import make_paraphraser
+from legible.policy.checkpoint import load_policy
+from legible.train.common import MetricsLog, progress_bar
+from legible.train.grpo import monitor_for, train_grpo
+from legible.train.pretrain import pretrain
+
+
+def prepare_run_dir(cfg: RunConfig, out: Path, resume: bool) -> None:
+    out = Path(out)
+    saved = out / "config.yaml"
+    if saved.exists() and not resume:
+        raise ConfigError(f"{out}: a run already exists here; pass --resume to continue it or choose another --out")
+    if resume and saved.exists():
+        import yaml
+
+        if yaml.safe_load(saved.read_text()) != cfg.model_dump():
+            raise ConfigError(f"{saved}: the config differs from the one this run started with; --resume needs the same")
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, saved)
+
+
+def run_training(
+    cfg: RunConfig,
+    out: Path,
+    *,
+    resume: bool = False,
+    show_progress: bool = True,
+    on_step: Callable[[str, int, int], None] | None = None,
+    report: bool = True,
+) -> dict:
+    """Train and evaluate; returns the final evaluation (also written to ``out/eval.json``).
+
+    ``on_step(stage, step, total)`` reports progress to a caller that draws its own bars."""
+    out = Path(out)
+    prepare_run_dir(cfg, out, resume)
+    task = cfg.task.build()
+    paraphraser = make_paraphraser(cfg.paraphraser, task)
+    monitor = monitor_for(cfg, task)
+    cond = cfg.condition
+
+    with progress_bar(show_progress) as bars:
+        if cfg.init:
+            try:
+                stage1 = load_policy(cfg.init)
+            except FileNotFoundError as e:
+                raise ConfigError(f"init: {e}") from None
+        elif (out / "stage1" / "policy.safetensors").exists():
+            stage1 = load_policy(out / "stage1" / "policy")
+        else:
+            bar = bars.add_task("stage 1 (supervised)", total=cfg.pretrain.steps, info="")
+
+            def pretrain_step(step: int, loss: float) -> None:
+                bars.update(bar, completed=step, info=f"loss {loss:.3f}")
+                if on_step:
+                    on_step("pretrain", step, cfg.pretrain.steps)
+
+            stage1 = pretrain(cfg, task, paraphraser, out / "stage1", resume=resume, on_step=pretrain_step)
+
+        def evaluate(step, policy, face):
+            return evaluate_organism(
+                policy, face, task, paraphraser, monitor, paraphrase_in_loop=cond.paraphrase_in_loop,
+                problems=cfg.rl.eval_problems, seed=cfg.eval.seed + 1, full=False,
+            ) | {"step": step}
+
+        bar = bars.add_task(f"RL: {cond.name}", total=cfg.rl.steps, info="")
+
+        def rl_step(step: int, row: dict) -> None:
+            bars.update(bar, completed=step, info=f"acc {row['accuracy']:.2f} banned {row['banned_rate']:.2f}")
+            if on_step:
+                on_step("rl", step, cfg.rl.steps)
+
+        policy, face = train_grpo(cfg, task, paraphraser, stage1, out, resume=resume, evaluate=evaluate, on_step=rl_step)
+
+    with torch.no_grad():
+        final = evaluate_organism(
+            policy, face, task, paraphraser, monitor, paraphrase_in_loop=cond.paraphrase_in_loop,
+            problems=cfg.eval.problems, seed=cfg.eval.seed,
+        )
+        final["examples_before"] = example_episodes(stage1, task, paraphraser, seed=cfg.eval.seed)
+    final["condition"] = cond.name
+    (out / "eval.json").write_text(json.dumps(final, indent=1, default=_jsonable))
+    scalars = {k: v for k, v in final.items() if isinstance(v, (int, float)) or v is None}
+    MetricsLog(out / "metrics.jsonl").write({"phase": "final", "step": cfg.rl.steps, **scalars})
+    if report:
+        from legible.report.render import write_run_report
+
+        write_run_report(out)
+    return final
+
+
+def _jsonable(value):
+    if isinstance(value, float) and value != value:
+        return None
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -1,0 +1,252 @@
+"""The tiny transformer: left padding, KV cache, sampling; and the rollout helpers."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from legible.policy.rollout import answer_logprobs, completion_logprobs, prompt_ids, write_cots
+from legible.policy.tiny import KVCache, TinyConfig, TinyTransformer, left_pad, sample
+from legible.policy.vocab import VOCAB
+from legible.tasks import CoinFlip
+
+PAD = VOCAB.pad_id
+CFG = TinyConfig(vocab_size=len(VOCAB), block_size=48, n_layer=2, n_head=4, n_embd=32)
+
+
+def make_model(seed: int = 0) -> TinyTransformer:
+    torch.manual_seed(seed)
+    model = TinyTransformer(CFG).eval()
+    # Larger random weights than the init so that logits differ clearly between tokens and
+    # positions (at init everything is close to uniform, which hides mistakes).
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.3)
+    return model
+
+
+ROWS = [
+    [VOCAB.bos_id, *VOCAB.encode("coin heads same diff diff same _ _")],
+    [VOCAB.bos_id, *VOCAB.encode("coin tails diff")],
+    [VOCAB.bos_id, *VOCAB.encode("sum 1 2 3 4 _")],
+    [VOCAB.bos_id],
+]
+
+
+# ---------------------------------------------------------------- left_pad
+
+def test_left_pad_places_tokens_on_the_right():
+    ids, mask = left_pad([[5, 6, 7], [8]], pad_id=PAD)
+    assert ids.tolist() == [[5, 6, 7], [PAD, PAD, 8]]
+    assert mask.tolist() == [[True, True, True], [False, False, True]]
+
+
+# ---------------------------------------------------------------- forward and padding
+
+def test_left_padding_does_not_change_logits_of_real_tokens():
+    """A row's logits are the same alone and in a padded batch: positions count real tokens
+    only and attention never reads padding."""
+    model = make_model()
+    ids, mask = left_pad(ROWS, PAD)
+    batch = model(ids, mask)
+    for i, row in enumerate(ROWS):
+        alone = model(torch.tensor([row]), torch.ones(1, len(row), dtype=torch.bool))[0]
+        torch.testing.assert_close(batch[i, mask[i]], alone, atol=1e-5, rtol=0)
+
+
+def test_padding_token_values_do_not_leak():
+    """Whatever sits in the padding slots, real positions give the same logits."""
+    model = make_model()
+    ids, mask = left_pad(ROWS, PAD)
+    junk = ids.clone()
+    junk[~mask] = VOCAB.index["heads"]
+    torch.testing.assert_close(model(ids, mask)[mask], model(junk, mask)[mask], atol=1e-5, rtol=0)
+
+
+def test_too_long_sequence_raises():
+    model = make_model()
+    row = [VOCAB.bos_id] * (CFG.block_size + 1)
+    with pytest.raises(ValueError, match="block_size"):
+        model(torch.tensor([row]), torch.ones(1, len(row), dtype=torch.bool))
+
+
+# ---------------------------------------------------------------- KV cache
+
+def test_kv_cache_token_by_token_matches_full_forward():
+    model = make_model()
+    ids, mask = left_pad(ROWS, PAD)
+    full = model(ids, mask)
+    cache = KVCache(CFG.n_layer)
+    steps = [model(ids[:, t : t + 1], mask[:, t : t + 1], cache) for t in range(ids.shape[1])]
+    cached = torch.cat(steps, dim=1)
+    assert cache.length == ids.shape[1]
+    assert cache.next_pos.tolist() == [len(r) for r in ROWS]
+    torch.testing.assert_close(cached[mask], full[mask], atol=1e-5, rtol=0)
+
+
+def test_kv_cache_prompt_then_continuation_in_chunks():
+    """Prompt in one call, then the rest in uneven chunks, including steps where some rows
+    add a padding (finished) token."""
+    model = make_model(1)
+    ids, mask = left_pad(ROWS, PAD)
+    full = model(ids, mask)
+    cache = KVCache(CFG.n_layer)
+    parts = [model(ids[:, :4], mask[:, :4], cache), model(ids[:, 4:7], mask[:, 4:7], cache)]
+    parts += [model(ids[:, t : t + 1], mask[:, t : t + 1], cache) for t in range(7, ids.shape[1])]
+    torch.testing.assert_close(torch.cat(parts, 1)[mask], full[mask], atol=1e-5, rtol=0)
+
+
+def test_kv_cache_with_interleaved_padding_matches_compacted_rows():
+    """Steps that append padding for a finished row (as ``sample`` does) must not shift that
+    row's positions: the next real token sees the same context as without the padding."""
+    model = make_model(2)
+    prompts = [ROWS[0], ROWS[1]]
+    ids, mask = left_pad(prompts, PAD)
+    cache = KVCache(CFG.n_layer)
+    model(ids, mask, cache)
+    a, b = VOCAB.index["heads"], VOCAB.index["tails"]
+    # row 0 writes a, then padding, then b; row 1 writes a, b, a
+    steps = [([a, a], [True, True]), ([PAD, b], [False, True]), ([b, a], [True, True])]
+    last = None
+    for toks, m in steps:
+        last = model(torch.tensor([toks]).T, torch.tensor([m]).T, cache)
+    ref0 = model(torch.tensor([ROWS[0] + [a, b]]), torch.ones(1, len(ROWS[0]) + 2, dtype=torch.bool))
+    ref1 = model(torch.tensor([ROWS[1] + [a, b, a]]), torch.ones(1, len(ROWS[1]) + 3, dtype=torch.bool))
+    torch.testing.assert_close(last[0, -1], ref0[0, -1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(last[1, -1], ref1[0, -1], atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------- sample
+
+def _sample(model, prompts, *, seed=0, use_cache=True, temperature=1.0, max_new=20, stop=VOCAB.eos_id):
+    gen = torch.Generator().manual_seed(seed)
+    return sample(
+        model, prompts, max_new_tokens=max_new, stop_id=stop, pad_id=PAD,
+        temperature=temperature, generator=gen, use_cache=use_cache,
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sample_cached_equals_uncached(seed):
+    model = make_model(seed)
+    with_cache = _sample(model, ROWS, seed=seed, use_cache=True)
+    without = _sample(model, ROWS, seed=seed, use_cache=False)
+    assert with_cache == without
+    assert any(len(r) > 3 for r in with_cache)  # not a trivially short comparison
+
+
+def test_sample_seeds_matter():
+    model = make_model()
+    assert _sample(model, ROWS, seed=0) != _sample(model, ROWS, seed=1)
+
+
+def test_greedy_is_deterministic_and_matches_argmax():
+    model = make_model()
+    a = _sample(model, ROWS, temperature=0, seed=0)
+    b = _sample(model, ROWS, temperature=0, seed=123, use_cache=False)
+    assert a == b
+    # the first greedy token is the argmax of the full forward's last logits (pad excluded)
+    ids, mask = left_pad(ROWS, PAD)
+    logits = model(ids, mask)[:, -1, :]
+    logits[:, PAD] = float("-inf")
+    assert [r[0] for r in a] == logits.argmax(-1).tolist()
+
+
+def test_greedy_batched_equals_each_row_alone():
+    model = make_model(3)
+    batched = _sample(model, ROWS, temperature=0)
+    alone = [_sample(model, [r], temperature=0)[0] for r in ROWS]
+    assert batched == alone
+
+
+def _force_token(model: TinyTransformer, token: int) -> None:
+    """Make ``token`` the overwhelmingly most likely next token everywhere."""
+    with torch.no_grad():
+        model.ln_f.weight.zero_()
+        model.ln_f.bias.fill_(1.0)
+        model.head.weight.zero_()
+        model.head.weight[token].fill_(1.0)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_padding_is_never_sampled_even_when_most_likely(temperature):
+    model = make_model()
+    _force_token(model, PAD)
+    out = _sample(model, ROWS, temperature=temperature, max_new=10, stop=-1)
+    assert all(len(r) == 10 for r in out)  # padding would have truncated the rows
+    assert all(PAD not in r for r in out)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_stop_token_ends_row(use_cache):
+    model = make_model()
+    stop = VOCAB.index["tails"]
+    _force_token(model, stop)
+    assert _sample(model, ROWS, max_new=10, stop=stop, use_cache=use_cache) == [[stop]] * len(ROWS)
+
+
+def test_stop_token_only_at_the_end_and_other_rows_continue():
+    model = make_model(4)
+    prompts = [ROWS[i % len(ROWS)] for i in range(16)]
+    stop = VOCAB.index["so"]
+    out = _sample(model, prompts, max_new=25, stop=stop, temperature=1.5)
+    stopped = [r for r in out if r and r[-1] == stop]
+    assert stopped, "expected some rows to stop early with this seed"
+    assert any(len(r) == 25 and stop not in r for r in out), "expected some rows to run to the budget"
+    for r in out:
+        assert stop not in r[:-1]
+        assert len(r) <= 25
+        assert r[-1] == stop or len(r) == 25
+
+
+def test_sample_respects_max_new_tokens():
+    model = make_model()
+    out = _sample(model, ROWS, max_new=3, stop=-1)
+    assert [len(r) for r in out] == [3] * len(ROWS)
+
+
+# ---------------------------------------------------------------- rollout helpers
+
+def test_prompt_ids_start_with_bos():
+    p = CoinFlip(min_steps=2, max_steps=3).sample(random.Random(0))
+    assert prompt_ids(p) == [VOCAB.bos_id, *VOCAB.encode(p.prompt)]
+
+
+def test_write_cots_splits_marker_and_text():
+    task = CoinFlip(min_steps=3, max_steps=4)
+    problems = [task.sample(random.Random(i)) for i in range(6)]
+    model = make_model()
+    tokens, cots, finished = write_cots(model, problems, max_steps=4, temperature=1.0,
+                                        generator=torch.Generator().manual_seed(0))
+    for t, c, f in zip(tokens, cots, finished):
+        assert f == (bool(t) and t[-1] == VOCAB.answer_id)
+        assert c == VOCAB.decode(t[:-1] if f else t)
+        assert len(t) <= 2 * 4 + 4
+
+
+def test_completion_logprobs_match_a_manual_computation():
+    task = CoinFlip(min_steps=2, max_steps=4)
+    problems = [task.sample(random.Random(i)) for i in range(3)]
+    tokens = [VOCAB.encode("heads tails answer"), VOCAB.encode("ok"), []]
+    model = make_model()
+    logp, comp, _ = completion_logprobs(model, problems, tokens)
+    assert comp.sum(1).tolist() == [len(t) for t in tokens]
+    for i, (p, t) in enumerate(zip(problems, tokens)):
+        row = prompt_ids(p) + t
+        lp = model(torch.tensor([row]), torch.ones(1, len(row), dtype=torch.bool))[0].log_softmax(-1)
+        expected = [lp[len(row) - len(t) - 1 + j, tok] for j, tok in enumerate(t)]
+        got = logp[i][comp[i]]
+        assert len(got) == len(expected)
+        if expected:
+            torch.testing.assert_close(got, torch.stack(expected), atol=1e-5, rtol=0)
+
+
+def test_answer_logprobs_is_a_distribution_over_answer_words():
+    task = CoinFlip(min_steps=2, max_steps=4)
+    problems = [task.sample(random.Random(i)) for i in range(3)]
+    lp = answer_logprobs(make_model(), problems, ["heads", "tails ok", ""], task.answer_words)
+    assert lp.shape == (3, 2)
+    torch.testing.assert_close(lp.exp().sum(-1), torch.ones(3))
