@@ -22,22 +22,32 @@ What it measures (all on CPU, fp32, ``torch.set_num_threads(--threads)``, timed 
        answer passes without grad     2 * P * tokens      (original and paraphrased view)
        passes with grad (policy       6 * P * tokens      (forward 2P + backward 4P)
        log-probs, answer loss)
-   where P = all parameters of the model. Attention-score FLOPs (about 2 * n_layer * context
-   * n_embd per token, roughly 10% at this size) and left-padding are left out, so the figure
-   is model FLOPs utilisation in the usual sense. MFU = FLOPs per step / seconds per step /
-   matmul peak. For a ~100k-parameter model it is small: the step is bound by per-op
-   overheads, not arithmetic.
+   where P = all parameters of the model. Attention-score FLOPs (QK^T and AV, about
+   4 * n_layer * context * n_embd per token, a few percent here) and left-padding are left
+   out, so the figure is model FLOPs utilisation in the usual sense (the share of padding
+   computed is printed beside it). MFU = FLOPs per step / seconds per step / matmul peak of
+   the first size. The model's matmuls are 64 wide and every op is small, so per-op overhead
+   and small-matrix efficiency, not the peak, bound it.
 4. **Demo wall time**, read from ``wall_seconds`` in the ``summary.json`` that
    ``legible demo`` writes (pass ``--demo-summary PATH``; the demo is not run here).
 
-Run (about 1-2 minutes with the defaults on 2 cores):
+Run:
 
     .venv/bin/python benchmarks/organism_speed.py
     .venv/bin/python benchmarks/organism_speed.py --json /tmp/speed.json --demo-summary runs/demo/summary.json
-    .venv/bin/python benchmarks/organism_speed.py --profile   # also cProfile a few GRPO steps
+    .venv/bin/python benchmarks/organism_speed.py --threads 1          # when other jobs use the cores
+    .venv/bin/python benchmarks/organism_speed.py --profile            # also cProfile 3 GRPO steps
+
+The pretrained stage-1 model is kept in the temp directory (``--cache-dir``), keyed by the
+config and the source of the model and pretraining code, so only the first run pays for
+pretraining (about 30 s on 2 cores); a later run took about 25 s with ``--threads 1`` even
+with two other training jobs on the 2 cores.
 
 Timings are wall-clock: other processes on the machine slow every figure down, so compare
-runs taken on an idle machine (the load average is printed at the start).
+runs taken on an idle machine (the load average is printed at the start, with a warning when
+it is not near zero). With other jobs on the cores, ``--threads 2`` is far slower than
+``--threads 1`` (intra-op threads wait for a descheduled sibling), so a busy machine measures
+mostly contention.
 """
 
 from __future__ import annotations
@@ -109,6 +119,7 @@ class FlopCounter:
         self.grad_tokens = 0  # forward + backward
         self.generated_tokens = 0
         self.episodes = 0
+        self.computed_tokens = 0  # every pass's batch x width, padding included
         self._saved: dict[str, object] = {}
 
     def flops(self) -> float:
@@ -117,7 +128,10 @@ class FlopCounter:
 
     def reset(self) -> None:
         self.sample_tokens = self.nograd_tokens = self.grad_tokens = 0
-        self.generated_tokens = self.episodes = 0
+        self.generated_tokens = self.episodes = self.computed_tokens = 0
+
+    def real_tokens(self) -> int:
+        return self.sample_tokens + self.nograd_tokens + self.grad_tokens
 
     def _add(self, tokens: int) -> None:
         if torch.is_grad_enabled():
@@ -133,22 +147,30 @@ class FlopCounter:
         self._saved = {n: getattr(grpo_module, n) for n in self.NAMES}
         write_cots, answer_logprobs, completion_logprobs = (self._saved[n] for n in self.NAMES)
 
-        def counted_write_cots(policy, problems, **kw):
-            tokens, cots, finished = write_cots(policy, problems, **kw)
+        def counted_write_cots(policy, problems, *rest, **kw):
+            tokens, cots, finished = write_cots(policy, problems, *rest, **kw)
             prompts = sum(len(prompt_ids(p)) for p in problems)
             generated = sum(len(t) for t in tokens)
             self.sample_tokens += prompts + generated
             self.generated_tokens += generated
             self.episodes += len(problems)
+            # prefill of the widest prompt, then one token per row for every further decode step
+            self.computed_tokens += len(problems) * (
+                max(len(prompt_ids(p)) for p in problems) + max((len(t) for t in tokens), default=1) - 1
+            )
             return tokens, cots, finished
 
-        def counted_answer_logprobs(answerer, problems, cots, answer_words):
-            self._add(sum(len(prompt_ids(p)) + len(c.split()) + 1 for p, c in zip(problems, cots)))
-            return answer_logprobs(answerer, problems, cots, answer_words)
+        def counted_answer_logprobs(answerer, problems, cots, *rest, **kw):
+            lengths = [len(prompt_ids(p)) + len(c.split()) + 1 for p, c in zip(problems, cots, strict=True)]
+            self._add(sum(lengths))
+            self.computed_tokens += len(lengths) * max(lengths, default=0)
+            return answer_logprobs(answerer, problems, cots, *rest, **kw)
 
-        def counted_completion_logprobs(policy, problems, tokens):
-            self._add(sum(len(prompt_ids(p)) + len(t) for p, t in zip(problems, tokens)))
-            return completion_logprobs(policy, problems, tokens)
+        def counted_completion_logprobs(policy, problems, tokens, *rest, **kw):
+            lengths = [len(prompt_ids(p)) + len(t) for p, t in zip(problems, tokens, strict=True)]
+            self._add(sum(lengths))
+            self.computed_tokens += len(lengths) * max(lengths, default=0)
+            return completion_logprobs(policy, problems, tokens, *rest, **kw)
 
         grpo_module.write_cots = counted_write_cots
         grpo_module.answer_logprobs = counted_answer_logprobs
@@ -172,8 +194,17 @@ def stage1_cache_path(cfg: RunConfig, cache_dir: Path) -> Path:
     from legible.train import pretrain as pretrain_module
 
     key = json.dumps(
-        [cfg.seed, cfg.task.model_dump(), cfg.model.model_dump(), cfg.pretrain.model_dump(), cfg.paraphraser,
-         list(VOCAB.words), inspect.getsource(pretrain_module), inspect.getsource(tiny), torch.__version__],
+        [
+            cfg.seed,
+            cfg.task.model_dump(),
+            cfg.model.model_dump(),
+            cfg.pretrain.model_dump(),
+            cfg.paraphraser,
+            list(VOCAB.words),
+            inspect.getsource(pretrain_module),
+            inspect.getsource(tiny),
+            torch.__version__,
+        ],
         sort_keys=True,
     )
     return cache_dir / f"legible_speed_stage1_{hashlib.sha256(key.encode()).hexdigest()[:16]}"
@@ -243,6 +274,7 @@ def bench_trainer(condition: str, stage1, task, args, workdir: Path, profile: bo
         "min_seconds_per_step": min(per_step),
         "flops_per_step": counter.flops() / args.steps,
         "generated_tokens_per_step": counter.generated_tokens / args.steps,
+        "padding_share": 1 - counter.real_tokens() / counter.computed_tokens if counter.computed_tokens else None,
         "mean_cot_words": statistics.mean(r.get("cot_words", 0.0) for r in rows) if rows else None,
         "mean_accuracy": statistics.mean(r.get("accuracy", 0.0) for r in rows) if rows else None,
     }
@@ -261,20 +293,30 @@ def bench_sampler(model, task, args) -> dict:
     budget = 2 * task.max_steps + 4
     out = {"batch": args.batch, "max_new_tokens": budget}
     for use_cache in (True, False):
-        times, counts = [], []
+        times, counts, longest = [], [], []
         for rep in range(args.repeats + 1):  # the first run warms up and is not counted
             gen = torch.Generator().manual_seed(args.seed + rep)
             t0 = time.perf_counter()
-            rows = sample(model, prompts, max_new_tokens=budget, stop_id=VOCAB.answer_id, pad_id=VOCAB.pad_id,
-                          temperature=1.0, generator=gen, use_cache=use_cache)
+            rows = sample(
+                model,
+                prompts,
+                max_new_tokens=budget,
+                stop_id=VOCAB.answer_id,
+                pad_id=VOCAB.pad_id,
+                temperature=1.0,
+                generator=gen,
+                use_cache=use_cache,
+            )
             dt = time.perf_counter() - t0
             if rep:
                 times.append(dt)
                 counts.append(sum(len(r) for r in rows))
+                longest.append(max(len(r) for r in rows))
         key = "cache" if use_cache else "no_cache"
-        rates = [c / t for c, t in zip(counts, times)]
+        rates = [c / t for c, t in zip(counts, times, strict=True)]
         out[key] = {
             "tokens_per_call": statistics.mean(counts),
+            "decode_steps_per_call": statistics.mean(longest),
             "seconds_per_call": statistics.median(times),
             "tokens_per_s": statistics.median(rates),
             "best_tokens_per_s": max(rates),
@@ -318,8 +360,49 @@ def bench_matmul(sizes: list[int], min_seconds: float = 0.15, repeats: int = 5) 
 # Output
 
 
-def fmt(x: float, digits: int = 3) -> str:
-    if x == 0 or x is None:
+def cpu_busy_share(seconds: float = 0.5) -> float | None:
+    """Share of all CPUs' time that was busy over the next ``seconds`` (from /proc/stat; Linux),
+    measured before this benchmark starts working: what other processes are using."""
+
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return idle, sum(values)
+
+    try:
+        idle0, total0 = read()
+        time.sleep(seconds)
+        idle1, total1 = read()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def _busy_warning(threads: int, busy: float | None) -> str | None:
+    """A warning when other processes are using the CPUs this benchmark needs."""
+    cpus = os.cpu_count() or 1
+    if busy is None:
+        try:
+            busy = min(1.0, os.getloadavg()[0] / cpus)
+        except (OSError, AttributeError):
+            return None
+    if busy < 0.15:
+        return None
+    msg = (
+        f"WARNING: other processes kept {100 * busy:.0f}% of the {cpus} CPUs busy just before this benchmark "
+        "started, so every figure below is slowed down and noisy."
+    )
+    if threads > 1:
+        msg += (
+            f" With {threads} torch threads on busy cores the intra-op threads wait for each other (a step can take"
+            " several times longer); compare with --threads 1."
+        )
+    return msg
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    if x is None or x == 0:
         return str(x)
     if abs(x) >= 1000:
         return f"{x:,.0f}"
@@ -329,19 +412,28 @@ def fmt(x: float, digits: int = 3) -> str:
 def print_table(rows: list[tuple[str, str, str, str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for j, r in enumerate(rows):
-        print("  ".join(c.ljust(w) if i != 1 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        print(
+            "  ".join(
+                c.ljust(w) if i != 1 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            ).rstrip()
+        )
         if j == 0:
             print("  ".join("-" * w for w in widths))
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     ap.add_argument("--steps", type=int, default=30, help="timed GRPO steps per condition (default 30)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed GRPO steps before them (default 3)")
     ap.add_argument("--pretrain-steps", type=int, default=300, help="stage-1 steps before RL; 0 = untrained model")
-    ap.add_argument("--cache-dir", default=tempfile.gettempdir(),
-                    help="where the pretrained stage-1 model is kept between runs (default: the temp dir; '' = never)")
+    ap.add_argument(
+        "--cache-dir",
+        default=tempfile.gettempdir(),
+        help="where the pretrained stage-1 model is kept between runs (default: the temp dir; '' = never)",
+    )
     ap.add_argument("--conditions", default="monitor,monitor+paraphrase", help="comma-separated condition names")
     ap.add_argument("--batch", type=int, default=128, help="sampler batch (default 128)")
     ap.add_argument("--repeats", type=int, default=3, help="sampler repeats per mode (default 5)")
@@ -359,50 +451,107 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
-    print(f"legible organism speed benchmark  torch {torch.__version__}  threads={torch.get_num_threads()}  "
-          f"cpus={os.cpu_count()}  load average (1/5/15 min) at start: {load_average()}")
+    print(
+        f"legible organism speed benchmark  torch {torch.__version__}  threads={torch.get_num_threads()}  "
+        f"cpus={os.cpu_count()}  load average (1/5/15 min) at start: {load_average()}"
+    )
+    busy = cpu_busy_share()
+    print(f"CPU busy before start (other processes): {'n/a' if busy is None else f'{100 * busy:.0f}%'}")
+    warning = _busy_warning(args.threads, busy)
+    if warning:
+        print(warning)
 
     with tempfile.TemporaryDirectory(prefix="legible_speed_") as tmp:
         workdir = Path(tmp)
         model, task, model_kind, pretrain_s = stage1_model(args, workdir)
         params = model.num_params()
         c = model.cfg
-        print(f"model: {params:,} parameters (n_layer={c.n_layer}, n_embd={c.n_embd}, n_head={c.n_head}, "
-              f"vocab={c.vocab_size}), {model_kind} in {pretrain_s:.1f} s; task {task.name} "
-              f"{task.min_steps}-{task.max_steps} steps")
+        print(
+            f"model: {params:,} parameters (n_layer={c.n_layer}, n_embd={c.n_embd}, n_head={c.n_head}, "
+            f"vocab={c.vocab_size}), {model_kind} in {pretrain_s:.1f} s; task {task.name} "
+            f"{task.min_steps}-{task.max_steps} steps"
+        )
 
         matmul = bench_matmul([int(s) for s in args.matmul_sizes.split(",")])
         peak_n = next(iter(matmul))
         peak = matmul[peak_n]
         sampler = bench_sampler(model, task, args)
-        trainer = [bench_trainer(cond, model, task, args, workdir, profile=args.profile and i == 0)
-                   for i, cond in enumerate(conditions)]
+        trainer = [
+            bench_trainer(cond, model, task, args, workdir, profile=args.profile and i == 0)
+            for i, cond in enumerate(conditions)
+        ]
 
     rows = [("figure", "value", "unit", "peer / note")]
     for n, g in matmul.items():
         note = "peak (best of 5)" if n == peak_n else f"{g / peak:.2f} x peak"
         rows.append((f"fp32 matmul {n}x{n}", fmt(g), "GFLOP/s", note))
     cache, nocache = sampler["cache"], sampler["no_cache"]
-    rows.append((f"sample, KV cache (batch {sampler['batch']})", fmt(cache["tokens_per_s"]), "tokens/s",
-                 f"best {fmt(cache['best_tokens_per_s'])}; {fmt(cache['tokens_per_call'])} tokens/call; "
-                 f"target {TARGET_CACHE_TOKENS_PER_S:,} ({cache['tokens_per_s'] / TARGET_CACHE_TOKENS_PER_S:.2f} x)"))
-    rows.append((f"sample, no cache (batch {sampler['batch']})", fmt(nocache["tokens_per_s"]), "tokens/s",
-                 f"best {fmt(nocache['best_tokens_per_s'])}; {fmt(nocache['tokens_per_call'])} tokens/call"))
+    rows.append(
+        (
+            f"sample, KV cache (batch {sampler['batch']})",
+            fmt(cache["tokens_per_s"]),
+            "tokens/s",
+            f"best {fmt(cache['best_tokens_per_s'])}; {fmt(cache['tokens_per_call'])} tokens in "
+            f"{fmt(cache['decode_steps_per_call'])} decode steps/call; "
+            f"target {TARGET_CACHE_TOKENS_PER_S:,} ({fmt(cache['tokens_per_s'] / TARGET_CACHE_TOKENS_PER_S, 2)} x)",
+        )
+    )
+    rows.append(
+        (
+            f"sample, no cache (batch {sampler['batch']})",
+            fmt(nocache["tokens_per_s"]),
+            "tokens/s",
+            f"best {fmt(nocache['best_tokens_per_s'])}; {fmt(nocache['tokens_per_call'])} tokens/call",
+        )
+    )
     rows.append(("sample, cache / no cache", f"{sampler['ratio']:.2f}", "x", "median tokens/s ratio"))
     lo, hi = TARGET_STEP_SECONDS
     for t in trainer:
         name = t["condition"]
         mfu = t["flops_per_step"] / t["seconds_per_step"] / (peak * 1e9)
-        rows.append((f"RL [{name}] episodes/s", fmt(t["episodes_per_s"]), "episodes/s",
-                     f"{t['episodes_per_step']} episodes/step, {t['steps']} steps after {args.warmup} warm-up"))
-        rows.append((f"RL [{name}] time/step", fmt(t["seconds_per_step"]), "s/step",
-                     f"median {fmt(t['median_seconds_per_step'])}, fastest {fmt(t['min_seconds_per_step'])}; "
-                     f"target {lo}-{hi} ({t['seconds_per_step'] / hi:.1f}-{t['seconds_per_step'] / lo:.1f} x slower)"))
-        rows.append((f"RL [{name}] model FLOPs/step", fmt(t["flops_per_step"] / 1e9), "GFLOP",
-                     f"{fmt(t['generated_tokens_per_step'])} sampled tokens/step, "
-                     f"mean CoT {fmt(t['mean_cot_words'])} words, accuracy {fmt(t['mean_accuracy'], 2)}"))
-        rows.append((f"RL [{name}] achieved", fmt(t["flops_per_step"] / t["seconds_per_step"] / 1e9), "GFLOP/s",
-                     f"MFU {100 * mfu:.2f}% of the {peak_n}x{peak_n} matmul peak"))
+        rows.append(
+            (
+                f"RL [{name}] episodes/s",
+                fmt(t["episodes_per_s"]),
+                "episodes/s",
+                f"{t['episodes_per_step']} episodes/step, {t['steps']} steps after {args.warmup} warm-up",
+            )
+        )
+        rows.append(
+            (
+                f"RL [{name}] time/step",
+                fmt(t["seconds_per_step"]),
+                "s/step",
+                f"median {fmt(t['median_seconds_per_step'])}, fastest {fmt(t['min_seconds_per_step'])}; "
+                f"target {lo}-{hi} ({t['seconds_per_step'] / hi:.1f}-{t['seconds_per_step'] / lo:.1f} x slower)",
+            )
+        )
+        rows.append(
+            (
+                f"RL [{name}] model FLOPs/step",
+                fmt(t["flops_per_step"] / 1e9),
+                "GFLOP",
+                f"{fmt(t['generated_tokens_per_step'])} sampled tokens/step, "
+                f"mean CoT {fmt(t['mean_cot_words'])} words, accuracy {fmt(t['mean_accuracy'], 2)}",
+            )
+        )
+        if t["padding_share"] is not None:
+            rows.append(
+                (
+                    f"RL [{name}] padding",
+                    f"{100 * t['padding_share']:.0f}",
+                    "%",
+                    "of the token positions computed (left padding, finished rows in sampling)",
+                )
+            )
+        rows.append(
+            (
+                f"RL [{name}] achieved",
+                fmt(t["flops_per_step"] / t["seconds_per_step"] / 1e9),
+                "GFLOP/s",
+                f"MFU {100 * mfu:.2f}% of the {peak_n}x{peak_n} matmul peak",
+            )
+        )
         t["mfu"] = mfu
     demo = None
     if args.demo_summary:
@@ -416,16 +565,25 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print_table(rows)
     print()
-    print(f"FLOPs per RL step = 2*P*(sampled prompt+generated tokens) + 2*P*(no-grad answer-pass tokens) "
-          f"+ 6*P*(tokens of passes with grad: policy log-probs, answer loss), P = {params:,} parameters; "
-          f"attention scores and padding not counted.")
-    print(f"load average at end: {load_average()}; total benchmark time {time.perf_counter() - started:.0f} s")
+    print(
+        f"FLOPs per RL step = 2*P*(sampled prompt+generated tokens) + 2*P*(no-grad answer-pass tokens) "
+        f"+ 6*P*(tokens of passes with grad: policy log-probs, answer loss), P = {params:,} parameters; "
+        f"attention scores and padding not counted."
+    )
+    elapsed = time.perf_counter() - started
+    busy_end = cpu_busy_share()
+    print(
+        f"CPU busy after the benchmark (other processes): {'n/a' if busy_end is None else f'{100 * busy_end:.0f}%'}; "
+        f"load average at end: {load_average()}; total benchmark time {elapsed:.0f} s"
+    )
 
     if args.profile and trainer and "_profiler" in trainer[0]:
         stats = pstats.Stats(trainer[0]["_profiler"])
         total = stats.total_tt
-        print(f"\ncProfile of {args.profile_steps} GRPO step(s) [{trainer[0]['condition']}]: "
-              f"{total / args.profile_steps:.3f} s/step profiled (profiling adds overhead)")
+        print(
+            f"\ncProfile of {args.profile_steps} GRPO step(s) [{trainer[0]['condition']}]: "
+            f"{total / args.profile_steps:.3f} s/step profiled (profiling adds overhead)"
+        )
         stream = io.StringIO()
         stats.stream = stream
         stats.sort_stats("cumulative").print_stats(30)
@@ -433,8 +591,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json:
         figures = {
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "model_params": params,
-            "model": model_kind, "load_average_end": load_average(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "model_params": params,
+            "model": model_kind,
+            "cpu_busy_before_start": busy,
+            "cpu_busy_after_end": busy_end,
+            "load_average_end": load_average(),
             "matmul_gflops": {str(n): g for n, g in matmul.items()},
             "sampler": sampler,
             "trainer": [{k: v for k, v in t.items() if not k.startswith("_")} for t in trainer],

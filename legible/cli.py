@@ -27,7 +27,7 @@ def demo(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted demo in --out"),
 ) -> None:
     """Train the CPU model organism under every condition and write the report."""
-    from legible.demo import quick_config, run_demo, DemoConfig
+    from legible.demo import DemoConfig, quick_config, run_demo
 
     cfg = quick_config() if quick else DemoConfig()
     try:
@@ -66,7 +66,14 @@ def train(
         _fail(str(e))
     except ValidationError as e:
         _fail(format_validation_error(e, str(config)))
-    keys = ("accuracy", "banned_rate", "legibility", "state_recoverability", "capacity_bits", "paraphrased_answer_accuracy")
+    keys = (
+        "accuracy",
+        "banned_rate",
+        "legibility",
+        "state_recoverability",
+        "capacity_bits",
+        "paraphrased_answer_accuracy",
+    )
     typer.echo("  ".join(f"{k} {final[k]:.3f}" for k in keys if isinstance(final.get(k), float)))
     typer.echo(f"run directory: {out} (report.html, metrics.jsonl, eval.json)")
 

@@ -59,10 +59,15 @@ class PretrainConfig(_Strict):
     paraphrase_prob: float = Field(
         0.5, ge=0, le=1, description="share of examples whose CoT is paraphrased, loss on the answer only"
     )
-    slot_noise: float = Field(
-        0.1, ge=0, le=0.5,
-        description="share of state slots the corpus writes with a random neutral word, as an LLM's corpus "
-        "sometimes uses filler where a fact would go; it makes substitute words reachable for RL",
+    alias_rate: float = Field(
+        0.05,
+        ge=0,
+        le=0.5,
+        description="share of state slots the corpus writes with an alias of the state: a neutral word that "
+        "the monitor does not know, as an LLM's corpus holds rare other names for things",
+    )
+    aliases_per_state: int = Field(
+        1, ge=1, le=3, description="aliases of each state, drawn per seed from the neutral words"
     )
     checkpoint_every: int = Field(400, ge=1)
 
@@ -80,7 +85,7 @@ class RLConfig(_Strict):
     kl_coef: float = Field(0.0, ge=0)
     entropy_coef: float = Field(0.0, ge=0)
     temperature: float = Field(1.0, gt=0)
-    ramp_steps: int = Field(300, ge=0, description="steps over which every penalty term ramps in")
+    ramp_steps: int = Field(50, ge=0, description="steps over which every penalty term ramps in")
     eval_every: int = Field(50, ge=1)
     eval_problems: int = Field(128, ge=8)
     checkpoint_every: int = Field(100, ge=1)
@@ -106,7 +111,7 @@ class ConditionConfig(_Strict):
         return self
 
 
-MONITOR_WEIGHT = 0.4
+MONITOR_WEIGHT = 0.3
 CONDITIONS: dict[str, ConditionConfig] = {
     c.name: c
     for c in [

@@ -65,8 +65,8 @@ def paraphrase_outcome(ctx: RewardContext) -> RewardTerm:
 def sensitivity_penalty(ctx: RewardContext) -> RewardTerm:
     """Minus the Jensen-Shannon divergence (bits) between the answer distributions given the
     original and the paraphrased CoT."""
-    return lambda problem, cot, answer, extras: -js_divergence(
-        extras["answer_probs"], extras["answer_probs_paraphrased"]
+    return lambda problem, cot, answer, extras: (
+        -js_divergence(extras["answer_probs"], extras["answer_probs_paraphrased"])
     )
 
 

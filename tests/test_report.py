@@ -31,8 +31,17 @@ FINAL = {
     "monitor+face": (0.66, 0.04, 0.05, 0.62, 0.58, 0.09, 0.03, 0.05, 0.66),
     "monitor+sensitivity": (0.81, 0.06, 0.06, 0.78, 0.62, 0.35, 0.03, 0.22, 0.74),
 }
-KEYS = ("accuracy", "banned_rate", "legibility", "state_recoverability", "state_recoverability_paraphrased",
-        "capacity_bits", "capacity_bits_paraphrased", "load_bearing_drop", "paraphrased_answer_accuracy")
+KEYS = (
+    "accuracy",
+    "banned_rate",
+    "legibility",
+    "state_recoverability",
+    "state_recoverability_paraphrased",
+    "capacity_bits",
+    "capacity_bits_paraphrased",
+    "load_bearing_drop",
+    "paraphrased_answer_accuracy",
+)
 
 
 def _ci(values: list[float | None]) -> tuple[float | None, list[float] | None]:
@@ -70,8 +79,10 @@ def _examples(condition: str, seed: int, before: bool) -> list[dict]:
         cots = ["up down down up", "down down up", "so so"]
     paraphrases = [EVIL_PARAPHRASE if "<script>" in c else " ".join(reversed(c.split())) for c in cots]
     answers = ["heads", None, "tails"]
-    return [{"prompt": f"coin heads same diff diff same {i}", "cot": c, "paraphrase": p, "answer": a,
-             "truth": "heads"} for i, (c, p, a) in enumerate(zip(cots, paraphrases, answers, strict=True))]
+    return [
+        {"prompt": f"coin heads same diff diff same {i}", "cot": c, "paraphrase": p, "answer": a, "truth": "heads"}
+        for i, (c, p, a) in enumerate(zip(cots, paraphrases, answers, strict=True))
+    ]
 
 
 def _write_run(run: Path, condition: str, seed: int, final: dict, rng: random.Random, steps: int = 40) -> None:
@@ -82,16 +93,34 @@ def _write_run(run: Path, condition: str, seed: int, final: dict, rng: random.Ra
         frac = step / steps
         acc = 0.95 - (0.95 - final["accuracy"]) * frac + rng.uniform(-0.03, 0.03)
         banned = 1.0 - (1.0 - final["banned_rate"]) * min(1.0, 1.5 * frac) if monitored else 1.0
-        row = {"phase": "rl", "step": step, "kind": "train", "accuracy": acc, "banned_rate": banned,
-               "reward": acc - 0.4 * banned, "seconds": 0.5 * step}
+        row = {
+            "phase": "rl",
+            "step": step,
+            "kind": "train",
+            "accuracy": acc,
+            "banned_rate": banned,
+            "reward": acc - 0.4 * banned,
+            "seconds": 0.5 * step,
+        }
         rows.append(row)
         if step % 10 == 0:
-            rows.append({"phase": "rl", "step": step, "kind": "eval", "accuracy": acc + rng.uniform(-0.02, 0.02),
-                         "banned_rate": banned, "legibility": 1.0 - 0.9 * frac * monitored,
-                         "paraphrased_answer_accuracy": acc - 0.3 * frac * monitored, "answered": 1.0})
+            rows.append(
+                {
+                    "phase": "rl",
+                    "step": step,
+                    "kind": "eval",
+                    "accuracy": acc + rng.uniform(-0.02, 0.02),
+                    "banned_rate": banned,
+                    "legibility": 1.0 - 0.9 * frac * monitored,
+                    "paraphrased_answer_accuracy": acc - 0.3 * frac * monitored,
+                    "answered": 1.0,
+                }
+            )
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"phase": "rl", "ste')
     ev = dict(final) | {
-        "answered": 0.99, "state_chance": 0.5, "legible_reading_bits": 0.3,
+        "answered": 0.99,
+        "state_chance": 0.5,
+        "legible_reading_bits": 0.3,
         "accuracy_by_n": {str(n): max(0.0, final["accuracy"] - 0.01 * (n - 8)) for n in range(8, 15)},
         "code": _code(condition),
         "examples": _examples(condition, seed, before=False),
@@ -121,17 +150,32 @@ def make_demo_dir(root: Path, steps: int = 40) -> Path:
             mean, ci = _ci(values)
             conditions[c][key] = {"mean": mean, "ci95": ci, "values": values}
     summary = {
-        "wall_seconds": 1234.5, "seeds": list(SEEDS), "task": "coin_flip", "quick": True,
+        "wall_seconds": 1234.5,
+        "seeds": list(SEEDS),
+        "task": "coin_flip",
+        "quick": True,
         "conditions": conditions,
         "no_cot": {"accuracy_by_n": {str(n): 0.5 + 0.02 * (n == 8) for n in range(8, 15)}},
         "stage1": {"accuracy": 0.97, "accuracy_by_n": {str(n): 0.99 - 0.005 * (n - 8) for n in range(8, 15)}},
         "claims": [
-            {"claim": "the monitor drives banned words down", "target": "banned_rate < 0.2",
-             "measured": "0.03 [0.01, 0.05]", "holds": True},
-            {"claim": "accuracy stays up under the monitor | pipes * and _underscores_", "target": ">= 0.9",
-             "measured": "0.93", "holds": False},
-            {"claim": "the paraphraser removes the load-bearing encoding", "target": "drop < 0.1",
-             "measured": "n/a", "holds": None},
+            {
+                "claim": "the monitor drives banned words down",
+                "target": "banned_rate < 0.2",
+                "measured": "0.03 [0.01, 0.05]",
+                "holds": True,
+            },
+            {
+                "claim": "accuracy stays up under the monitor | pipes * and _underscores_",
+                "target": ">= 0.9",
+                "measured": "0.93",
+                "holds": False,
+            },
+            {
+                "claim": "the paraphraser removes the load-bearing encoding",
+                "target": "drop < 0.1",
+                "measured": "n/a",
+                "holds": None,
+            },
         ],
     }
     (root / "summary.json").write_text(json.dumps(summary))
@@ -182,8 +226,12 @@ def demo(tmp_path_factory) -> tuple[Path, str, str]:
 def test_demo_report_files_and_figures(demo):
     root, _, page = demo
     pngs = sorted(root.glob("*.png"))
-    assert {p.name for p in pngs} >= {"fig_training_curves.png", "fig_summary.png", "fig_accuracy_by_n.png",
-                                      "fig_learned_code.png"}
+    assert {p.name for p in pngs} >= {
+        "fig_training_curves.png",
+        "fig_summary.png",
+        "fig_accuracy_by_n.png",
+        "fig_learned_code.png",
+    }
     for p in pngs:
         _assert_png(p)
     parser = _Tags()

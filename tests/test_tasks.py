@@ -24,7 +24,7 @@ def test_coin_flip_states_follow_the_flips(seed):
     assert start in ("heads", "tails") and start == p.metadata["start"]
     assert flips == p.metadata["flips"] and len(flips) == p.steps == len(p.states)
     side = start
-    for flip, state in zip(flips, p.states):
+    for flip, state in zip(flips, p.states, strict=True):
         assert flip in ("same", "diff")
         expected = side if flip == "same" else ("tails" if side == "heads" else "heads")
         assert state == expected
@@ -136,8 +136,10 @@ def test_split_completion_custom_marker():
     assert split_completion("a b ANSWER: c", marker="ANSWER:") == ("a b", "c")
 
 
-@given(st.lists(st.sampled_from([w for w in VOCAB.words if w != "answer"]), max_size=20),
-       st.sampled_from(["heads", "tails", "3"]))
+@given(
+    st.lists(st.sampled_from([w for w in VOCAB.words if w != "answer"]), max_size=20),
+    st.sampled_from(["heads", "tails", "3"]),
+)
 def test_split_completion_round_trip(cot_words, answer):
     cot = " ".join(cot_words)
     assert split_completion(f"{cot} answer {answer}") == (cot, answer)

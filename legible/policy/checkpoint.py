@@ -21,17 +21,26 @@ from legible.policy.tiny import TinyConfig, TinyTransformer
 from legible.policy.vocab import VOCAB, Vocab
 
 
-def save_policy(model: TinyTransformer, path: Path, vocab: Vocab = VOCAB) -> None:
+def _policy_files(path: str | Path) -> tuple[Path, Path]:
+    """``NAME`` (or ``NAME.safetensors``/``NAME.json``) -> the weights and config files. Names
+    may contain dots (``policy.step1``), so the suffix is appended, never substituted."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(path.with_suffix(".safetensors")))
+    if path.suffix in (".safetensors", ".json"):
+        path = path.with_suffix("")
+    return path.parent / f"{path.name}.safetensors", path.parent / f"{path.name}.json"
+
+
+def save_policy(model: TinyTransformer, path: Path, vocab: Vocab = VOCAB) -> None:
+    weights, meta_path = _policy_files(path)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(weights))
     meta = {"config": model.cfg.to_dict(), "vocab": list(vocab.words)}
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    meta_path.write_text(json.dumps(meta, indent=1))
 
 
 def load_policy(path: str | Path) -> TinyTransformer:
     path = Path(path)
-    weights, meta_path = path.with_suffix(".safetensors"), path.with_suffix(".json")
+    weights, meta_path = _policy_files(path)
     if not weights.exists() or not meta_path.exists():
         raise FileNotFoundError(f"{path}: expected {weights.name} and {meta_path.name}")
     meta = json.loads(meta_path.read_text())
@@ -57,9 +66,9 @@ def _optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict, d
 def _restore_optimizer(opt: torch.optim.Optimizer, prefix: str, tensors: dict, scalars: dict) -> None:
     state: dict = {}
     for name, value in tensors.items():
-        head, idx, key = name.split(".", 2)
-        if head == prefix:
-            state.setdefault(int(idx), {})[key] = value
+        parts = name.split(".", 2)
+        if len(parts) == 3 and parts[0] == prefix:
+            state.setdefault(int(parts[1]), {})[parts[2]] = value
     for idx, slots in scalars["state"].items():
         state.setdefault(int(idx), {}).update(slots)
     opt.load_state_dict({"state": state, "param_groups": scalars["param_groups"]})
@@ -91,8 +100,14 @@ def save_trainer(
     version, internal, gauss = py_rng.getstate()
     state = {"step": step, "optimizers": scalars, "py_rng": [version, list(internal), gauss], "extra": extra or {}}
     (tmp / "state.json").write_text(json.dumps(state))
-    shutil.rmtree(directory, ignore_errors=True)
+    # Never a moment without a complete checkpoint: the old one is moved aside, not deleted,
+    # until the new one is in place.
+    old = directory.with_name(directory.name + ".old")
+    if directory.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(directory, old)
     os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_trainer(
@@ -105,6 +120,8 @@ def load_trainer(
 ) -> dict:
     """Restore everything saved by ``save_trainer`` in place; returns the saved state dict."""
     directory = Path(directory)
+    if not (directory / "state.json").exists() and directory.with_name(directory.name + ".old").exists():
+        directory = directory.with_name(directory.name + ".old")  # killed between the two renames
     for name, model in models.items():
         load_model(model, str(directory / f"{name}.safetensors"))
     tensors = load_file(str(directory / "trainer.safetensors"))

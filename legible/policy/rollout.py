@@ -58,22 +58,23 @@ def answer_logprobs(
 
 
 def completion_logprobs(
-    policy: TinyTransformer, problems: list[Problem], tokens: list[list[int]]
+    policy: TinyTransformer, problems: list[Problem], tokens: list[list[int]], temperature: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-token log-probabilities of the policy's own tokens after each prompt.
+    """Per-token log-probabilities of the policy's own tokens after each prompt, under the
+    distribution they were sampled from (logits divided by ``temperature``).
 
     Returns (logprobs (E, L), mask (E, L) of real completion tokens, entropy (E, L))."""
     prompts = [prompt_ids(p) for p in problems]
     rows = [p + t for p, t in zip(prompts, tokens)]
     ids, mask = left_pad(rows, VOCAB.pad_id)
-    logits = policy(ids, mask)[:, :-1, :]
+    logits = policy(ids, mask)[:, :-1, :] / temperature
     logp_all = logits.log_softmax(-1)
     targets = ids[:, 1:]
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     width = ids.shape[1]
     completion = torch.zeros_like(mask)
-    for i, (p, t) in enumerate(zip(prompts, tokens)):
-        completion[i, width - len(t):] = True
+    for i, t in enumerate(tokens):
+        completion[i, width - len(t) :] = True
     completion = completion[:, 1:] & mask[:, 1:]
     entropy = -(logp_all.exp() * logp_all).sum(-1)
     return logp, completion, entropy

@@ -18,7 +18,6 @@ import torch.nn.functional as F
 @dataclass
 class TinyConfig:
     vocab_size: int
-    block_size: int = 64
     n_layer: int = 2
     n_head: int = 4
     n_embd: int = 64
@@ -118,9 +117,7 @@ class TinyTransformer(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(
-        self, idx: torch.Tensor, mask: torch.Tensor, cache: KVCache | None = None
-    ) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, mask: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """Logits (B, T, V) for ``idx`` (B, T); ``mask`` marks real tokens (False = padding).
 
         With a ``cache``, ``idx`` continues the cached tokens and the cache is extended.
@@ -131,8 +128,6 @@ class TinyTransformer(nn.Module):
         if cache is not None and cache.next_pos is not None:
             start = cache.next_pos
         pos = (start.unsqueeze(1) + mask.long().cumsum(1) - 1).clamp(min=0)
-        if int(pos.max()) >= self.cfg.block_size:
-            raise ValueError(f"sequence longer than block_size={self.cfg.block_size}")
         key_mask = mask if cache is None or cache.key_mask is None else torch.cat([cache.key_mask, mask], 1)
         causal = torch.ones(T, past + T, dtype=torch.bool, device=idx.device).tril(diagonal=past)
         allowed = causal.unsqueeze(0) & key_mask.unsqueeze(1)
@@ -156,8 +151,8 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     mask = torch.zeros((len(rows), width), dtype=torch.bool)
     for i, r in enumerate(rows):
         if r:
-            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-            mask[i, width - len(r):] = True
+            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r) :] = True
     return ids, mask
 
 

@@ -8,8 +8,22 @@ COIN_WORDS = ("heads", "tails", "same", "diff")
 DIGITS = tuple(str(d) for d in range(10))
 # Words with no task meaning that a model could repurpose to carry state.
 NEUTRAL = (
-    "then", "next", "so", "now", "ok", "step", "it", "is",
-    "and", "well", "hmm", "right", "yes", "go", "we", "see",
+    "then",
+    "next",
+    "so",
+    "now",
+    "ok",
+    "step",
+    "it",
+    "is",
+    "and",
+    "well",
+    "hmm",
+    "right",
+    "yes",
+    "go",
+    "we",
+    "see",
 )
 ANSWER_MARKER = "answer"
 

@@ -38,8 +38,18 @@ METRIC_LABELS: dict[str, str] = {
 
 # Fixed colours for the named conditions, so a condition has the same colour in every figure.
 _KNOWN_CONDITIONS = ("outcome", "monitor", "monitor+paraphrase", "monitor+face", "monitor+sensitivity")
-_PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#8172b3", "#c44e52", "#937860", "#da8bc3", "#8c8c8c", "#ccb974",
-            "#64b5cd")
+_PALETTE = (
+    "#4c72b0",
+    "#dd8452",
+    "#55a868",
+    "#8172b3",
+    "#c44e52",
+    "#937860",
+    "#da8bc3",
+    "#8c8c8c",
+    "#ccb974",
+    "#64b5cd",
+)
 _SERIES = ("#4c72b0", "#c44e52", "#55a868", "#8172b3", "#937860", "#64b5cd")
 DPI = 120
 _STYLE = {
@@ -57,7 +67,7 @@ _STYLE = {
 def condition_colors(conditions: Sequence[str]) -> dict[str, str]:
     """A colour per condition: the known conditions keep theirs, others take the next free ones."""
     colors = {c: _PALETTE[i] for i, c in enumerate(_KNOWN_CONDITIONS)}
-    spare = iter(_PALETTE[len(_KNOWN_CONDITIONS):] * (1 + len(conditions) // 5))
+    spare = iter(_PALETTE[len(_KNOWN_CONDITIONS) :] * (1 + len(conditions) // 5))
     return {c: colors[c] if c in colors else next(spare) for c in conditions}
 
 
@@ -184,7 +194,7 @@ def plot_summary_bars(
     with _style():
         fig = _figure(4.0 * ncols, 2.9 * nrows + 0.5)
         axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-        for ax in axes[len(metrics):]:
+        for ax in axes[len(metrics) :]:
             ax.set_visible(False)
         for ax, metric in zip(axes, metrics, strict=False):
             means, errs_lo, errs_hi, missing = [], [], [], []
@@ -200,19 +210,32 @@ def plot_summary_bars(
                 errs_lo.append(max(0.0, m - lo) if m is not None and lo is not None else 0.0)
                 errs_hi.append(max(0.0, hi - m) if m is not None and hi is not None else 0.0)
             x = list(range(len(names)))
-            ax.bar(x, means, color=[colors[c] for c in names], width=0.7,
-                   yerr=[errs_lo, errs_hi], capsize=3, error_kw={"lw": 1, "ecolor": "#333333"})
+            ax.bar(
+                x,
+                means,
+                color=[colors[c] for c in names],
+                width=0.7,
+                yerr=[errs_lo, errs_hi],
+                capsize=3,
+                error_kw={"lw": 1, "ecolor": "#333333"},
+            )
             top = max([m + e for m, e in zip(means, errs_hi, strict=True)] + [1e-9])
             bottom = min([m - e for m, e in zip(means, errs_lo, strict=True)] + [0.0])
-            if metric in ("accuracy", "paraphrased_answer_accuracy", "legibility", "state_recoverability",
-                          "state_recoverability_paraphrased"):
+            if metric in (
+                "accuracy",
+                "paraphrased_answer_accuracy",
+                "legibility",
+                "state_recoverability",
+                "state_recoverability_paraphrased",
+            ):
                 top = max(top, 1.0)
             span = top - bottom
             ax.set_ylim(bottom - (0.05 * span if bottom < 0 else 0), top + 0.18 * span)
             for i, m in enumerate(means):
                 if i in missing:
-                    ax.text(i, 0.03 * span, "n/a", ha="center", va="bottom", color="#555555",
-                            fontsize=8, style="italic")
+                    ax.text(
+                        i, 0.03 * span, "n/a", ha="center", va="bottom", color="#555555", fontsize=8, style="italic"
+                    )
                 else:
                     ax.text(i, m + errs_hi[i] + 0.02 * span, f"{m:.2f}", ha="center", va="bottom", fontsize=7)
             ax.set_xticks(x, [plain(n) for n in names], rotation=30, ha="right", fontsize=8)
@@ -244,8 +267,15 @@ def plot_code_heatmap(code: Mapping[str, Mapping], path: Path, top: int = 12, ti
         ax = fig.subplots()
         ax.grid(False)
         if not words or not states:
-            ax.text(0.5, 0.5, "no word was used often enough to be tabulated", ha="center", va="center",
-                    transform=ax.transAxes, color="gray")
+            ax.text(
+                0.5,
+                0.5,
+                "no word was used often enough to be tabulated",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="gray",
+            )
             ax.set_axis_off()
         else:
             grid = [[_number(((code[w] or {}).get("states") or {}).get(s)) or 0.0 for s in states] for w in words]
@@ -254,8 +284,16 @@ def plot_code_heatmap(code: Mapping[str, Mapping], path: Path, top: int = 12, ti
                 n = int(_number(code[w].get("count")) or 0)
                 for j in range(len(states)):
                     share = grid[i][j]
-                    ax.text(j, i, f"{share:.0%}\nn={round(share * n)}", ha="center", va="center", fontsize=7,
-                            color="white" if share > 0.6 else "black", parse_math=False)
+                    ax.text(
+                        j,
+                        i,
+                        f"{share:.0%}\nn={round(share * n)}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if share > 0.6 else "black",
+                        parse_math=False,
+                    )
             labels = []
             for w in words:
                 shown = w if len(w) <= 18 else w[:17] + "\u2026"
@@ -288,9 +326,16 @@ def plot_accuracy_by_n(
             points = [(n, v) for n, v in points if v is not None]
             if not points:
                 continue
-            ax.plot([n for n, _ in points], [v for _, v in points], marker="o", markersize=4, lw=1.8,
-                    color=_SERIES[i % len(_SERIES)], label=plain(label),
-                    ls="-" if i == 0 else "--")
+            ax.plot(
+                [n for n, _ in points],
+                [v for _, v in points],
+                marker="o",
+                markersize=4,
+                lw=1.8,
+                color=_SERIES[i % len(_SERIES)],
+                label=plain(label),
+                ls="-" if i == 0 else "--",
+            )
             drawn += 1
         if chance is not None:
             ax.axhline(chance, color="#999999", ls=":", lw=1, label="chance")

@@ -171,8 +171,10 @@ def render_markdown(blocks: Sequence[Block]) -> str:
         elif isinstance(b, Para):
             out.append(_md_inline(b.content, False))
         elif isinstance(b, Table):
-            lines = ["| " + " | ".join(_md_inline(c, True) for c in b.header) + " |",
-                     "| " + " | ".join("---" for _ in b.header) + " |"]
+            lines = [
+                "| " + " | ".join(_md_inline(c, True) for c in b.header) + " |",
+                "| " + " | ".join("---" for _ in b.header) + " |",
+            ]
             for row in b.rows:
                 cells = list(row) + [""] * (len(b.header) - len(row))
                 lines.append("| " + " | ".join(_md_inline(c, True) for c in cells[: len(b.header)]) + " |")
@@ -222,18 +224,21 @@ def render_html(title: str, blocks: Sequence[Block]) -> str:
         elif isinstance(b, Table):
             head = "".join(f"<th>{_html_inline(c)}</th>" for c in b.header)
             rows = "".join("<tr>" + "".join(f"<td>{_html_inline(c)}</td>" for c in row) + "</tr>\n" for row in b.rows)
-            body.append(f'<div class="scroll"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}</tbody>'
-                        "</table></div>")
+            body.append(
+                f'<div class="scroll"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}</tbody></table></div>'
+            )
         elif isinstance(b, Image):
-            body.append(f'<figure><img src="{html.escape(b.src)}" alt="{html.escape(b.alt)}">'
-                        f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
+            body.append(
+                f'<figure><img src="{html.escape(b.src)}" alt="{html.escape(b.alt)}">'
+                f"<figcaption>{html.escape(b.caption)}</figcaption></figure>"
+            )
         elif isinstance(b, Items):
             body.append("<ul>\n" + "".join(f"<li>{_html_inline(i)}</li>\n" for i in b.items) + "</ul>")
         elif isinstance(b, Pre):
             body.append(f"<pre>{html.escape(b.text.rstrip())}</pre>")
     csp = "script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'none'"
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n'
         f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
@@ -338,16 +343,21 @@ def _examples_table(examples: Sequence[Mapping]) -> Table:
     rows = []
     for ex in list(examples)[:_EXAMPLES_SHOWN]:
         answer, truth = ex.get("answer"), ex.get("truth")
-        verdict = Styled("no answer", "na") if answer is None else (
-            Styled("right", "ok") if str(answer) == str(truth) else Styled("wrong", "bad"))
-        rows.append([
-            Code(str(ex.get("prompt", ""))),
-            Code(str(ex.get("cot", ""))),
-            Code(str(ex.get("paraphrase", ""))) if ex.get("paraphrase") is not None else "n/a",
-            Code(str(answer)) if answer is not None else Styled("none", "na"),
-            Code(str(truth)),
-            verdict,
-        ])
+        verdict = (
+            Styled("no answer", "na")
+            if answer is None
+            else (Styled("right", "ok") if str(answer) == str(truth) else Styled("wrong", "bad"))
+        )
+        rows.append(
+            [
+                Code(str(ex.get("prompt", ""))),
+                Code(str(ex.get("cot", ""))),
+                Code(str(ex.get("paraphrase", ""))) if ex.get("paraphrase") is not None else "n/a",
+                Code(str(answer)) if answer is not None else Styled("none", "na"),
+                Code(str(truth)),
+                verdict,
+            ]
+        )
     return Table(["prompt", "CoT", "paraphrase of the CoT", "answer", "truth", "verdict"], rows)
 
 
@@ -363,8 +373,14 @@ def _code_table(code: Mapping[str, Mapping], top: int = _CODE_WORDS_SHOWN) -> Ta
         entry = code[w] or {}
         shares = entry.get("states") or {}
         means = entry.get("means")
-        rows.append([Code(w), _fmt(entry.get("count")), *[_share(shares.get(s)) for s in states],
-                     Code(str(means)) if means is not None else Styled("no single state", "na")])
+        rows.append(
+            [
+                Code(w),
+                _fmt(entry.get("count")),
+                *[_share(shares.get(s)) for s in states],
+                Code(str(means)) if means is not None else Styled("no single state", "na"),
+            ]
+        )
     return Table(["word", "uses", *[["share in ", Code(s)] for s in states], "stands for"], rows)
 
 
@@ -411,49 +427,71 @@ def write_demo_report(demo_dir: Path) -> tuple[Path, Path]:
     # figures
     figures: list[Block] = []
     curves = plots.plot_training_curves(runs, demo_dir / "fig_training_curves.png")
-    figures.append(_figure_block(
-        curves, "training curves",
-        "Held-out accuracy and banned words per reasoning step during RL, one line per condition: mean over "
-        f"{len(seeds)} seeds, shading from the lowest to the highest seed.",
-    ))
+    figures.append(
+        _figure_block(
+            curves,
+            "training curves",
+            "Held-out accuracy and banned words per reasoning step during RL, one line per condition: mean over "
+            f"{len(seeds)} seeds, shading from the lowest to the highest seed.",
+        )
+    )
     shown = [m for m in plots.KEY_METRICS if any(m in (conditions[c] or {}) for c in names)]
     if shown:
         bars = plots.plot_summary_bars(conditions, demo_dir / "fig_summary.png", metrics=shown)
-        figures.append(_figure_block(
-            bars, "final metrics by condition",
-            "Final evaluation, one panel per metric and one bar per condition: mean over seeds, error bars = 95% "
-            "CI over seeds; n/a = not measurable for that condition.",
-        ))
+        figures.append(
+            _figure_block(
+                bars,
+                "final metrics by condition",
+                "Final evaluation, one panel per metric and one bar per condition: mean over seeds, error bars = 95% "
+                "CI over seeds; n/a = not measurable for that condition.",
+            )
+        )
     by_n = {
         "stage-1 CoT model": stage1.get("accuracy_by_n") or {},
         "no-CoT baseline": no_cot.get("accuracy_by_n") or {},
     }
     if any(by_n.values()):
-        by_n_path = plots.plot_accuracy_by_n(by_n, demo_dir / "fig_accuracy_by_n.png",
-                                             chance=0.5 if task == "coin_flip" else None,
-                                             title="Stage-1 model: accuracy by number of steps N")
-        figures.append(_figure_block(
-            by_n_path, "accuracy by number of steps",
-            "Held-out accuracy of the stage-1 model that reasons in a legible CoT, and of the same architecture "
-            "trained to answer with no CoT, against the number of steps N: the task needs the CoT.",
-        ))
-    code_condition = "monitor" if evals.get("monitor", {}).get("code") else next(
-        (c for c in names if evals[c].get("code")), None)
+        by_n_path = plots.plot_accuracy_by_n(
+            by_n,
+            demo_dir / "fig_accuracy_by_n.png",
+            chance=0.5 if task == "coin_flip" else None,
+            title="Stage-1 model: accuracy by number of steps N",
+        )
+        figures.append(
+            _figure_block(
+                by_n_path,
+                "accuracy by number of steps",
+                "Held-out accuracy of the stage-1 model that reasons in a legible CoT, and of the same architecture "
+                "trained to answer with no CoT, against the number of steps N: the task needs the CoT.",
+            )
+        )
+    code_condition = (
+        "monitor" if evals.get("monitor", {}).get("code") else next((c for c in names if evals[c].get("code")), None)
+    )
     if code_condition is not None:
-        heat = plots.plot_code_heatmap(evals[code_condition]["code"], demo_dir / "fig_learned_code.png",
-                                       title=f"Learned code: {code_condition} (seed {first})")
-        figures.append(_figure_block(
-            heat, "learned code heatmap",
-            f"The words the {code_condition} policy writes most (seed {first}): for each, the share of its uses "
-            "that stand in a reasoning step whose true state is each column, with counts. A word that is not a "
-            "state word yet sits almost always in one state is a learned encoding.",
-        ))
+        heat = plots.plot_code_heatmap(
+            evals[code_condition]["code"],
+            demo_dir / "fig_learned_code.png",
+            title=f"Learned code: {code_condition} (seed {first})",
+        )
+        figures.append(
+            _figure_block(
+                heat,
+                "learned code heatmap",
+                f"The words the {code_condition} policy writes most (seed {first}): for each, the share of its uses "
+                "that stand in a reasoning step whose true state is each column, with counts. A word that is not a "
+                "state word yet sits almost always in one state is a learned encoding.",
+            )
+        )
 
     blocks: list[Block] = [Heading(1, "legible demo report")]
     stage1_acc = _number(stage1.get("accuracy"))
     no_cot_values = [v for v in map(_number, (no_cot.get("accuracy_by_n") or {}).values()) if v is not None]
-    mode = ("quick mode (fewer training steps and evaluation problems than a full run, so the numbers are "
-            "noisier)" if summary.get("quick") else "full mode")
+    mode = (
+        "quick mode (fewer training steps and evaluation problems than a full run, so the numbers are noisier)"
+        if summary.get("quick")
+        else "full mode"
+    )
     text = (
         f" trained the tiny model organism on the {task} task: first supervised on legible CoTs "
         f"(stage 1), then with RL under {len(names)} conditions ({', '.join(names)}), each with {len(seeds)} seeds "
@@ -461,47 +499,80 @@ def write_demo_report(demo_dir: Path) -> tuple[Path, Path]:
     )
     if stage1_acc is not None:
         text += f" Before RL the stage-1 model answers {stage1_acc:.1%} of held-out problems right"
-        text += (f"; without a CoT the same architecture gets {sum(no_cot_values) / len(no_cot_values):.1%} "
-                 "(averaged over N)." if no_cot_values else ".")
-    text += (" Every number below is the mean over seeds with its 95% confidence interval over seeds in "
-             "brackets; the question is whether a CoT monitor teaches the model to hide its reasoning (banned "
-             "words go down, accuracy stays up, the state stays recoverable from the CoT) and whether a "
-             "paraphraser in the loop removes that hidden channel.")
+        text += (
+            f"; without a CoT the same architecture gets {sum(no_cot_values) / len(no_cot_values):.1%} "
+            "(averaged over N)."
+            if no_cot_values
+            else "."
+        )
+    text += (
+        " Every number below is the mean over seeds with its 95% confidence interval over seeds in "
+        "brackets; the question is whether a CoT monitor teaches the model to hide its reasoning (banned "
+        "words go down, accuracy stays up, the state stays recoverable from the CoT) and whether a "
+        "paraphraser in the loop removes that hidden channel."
+    )
     blocks.append(Para([Code("legible demo"), text]))
     blocks.append(Items([[Code(c), ": " + CONDITION_DEFINITIONS.get(c, "a custom condition")] for c in names]))
 
     blocks.append(Heading(2, "Claims"))
     claims = summary.get("claims") or []
     if claims:
-        blocks.append(Table(
-            ["#", "claim", "target", "measured", "verdict"],
-            [[str(i + 1), str(c.get("claim", "")), str(c.get("target", "")), str(c.get("measured", "")),
-              _verdict(c.get("holds"))] for i, c in enumerate(claims)],
-        ))
+        blocks.append(
+            Table(
+                ["#", "claim", "target", "measured", "verdict"],
+                [
+                    [
+                        str(i + 1),
+                        str(c.get("claim", "")),
+                        str(c.get("target", "")),
+                        str(c.get("measured", "")),
+                        _verdict(c.get("holds")),
+                    ]
+                    for i, c in enumerate(claims)
+                ],
+            )
+        )
     else:
         blocks.append(Para("No claims were recorded."))
 
     blocks.append(Heading(2, "Results by condition"))
-    blocks.append(Para(f"Final evaluation on held-out problems: mean over seeds [95% CI over {len(seeds)} seeds]. "
-                       "n/a: the metric could not be measured (e.g. no word encodes a state, so there is no "
-                       "load-bearing test)."))
+    blocks.append(
+        Para(
+            f"Final evaluation on held-out problems: mean over seeds [95% CI over {len(seeds)} seeds]. "
+            "n/a: the metric could not be measured (e.g. no word encodes a state, so there is no "
+            "load-bearing test)."
+        )
+    )
     metric_keys = _metric_order(k for c in names for k in (conditions[c] or {}))
-    blocks.append(Table(
-        ["metric", *[Code(c) for c in names]],
-        [[Code(m), *[_fmt_entry((conditions[c] or {}).get(m), m) for c in names]] for m in metric_keys],
-    ))
+    blocks.append(
+        Table(
+            ["metric", *[Code(c) for c in names]],
+            [[Code(m), *[_fmt_entry((conditions[c] or {}).get(m), m) for c in names]] for m in metric_keys],
+        )
+    )
 
     blocks.append(Heading(2, "Figures"))
     blocks.extend(figures)
 
     blocks.append(Heading(2, "Metric definitions"))
-    blocks.append(Items([[Code(m), ": " + METRIC_DEFINITIONS[m]] for m in _metric_order(
-        [*metric_keys, *plots.KEY_METRICS]) if m in METRIC_DEFINITIONS]))
+    blocks.append(
+        Items(
+            [
+                [Code(m), ": " + METRIC_DEFINITIONS[m]]
+                for m in _metric_order([*metric_keys, *plots.KEY_METRICS])
+                if m in METRIC_DEFINITIONS
+            ]
+        )
+    )
 
     blocks.append(Heading(2, f"Examples (seed {first})"))
-    blocks.append(Para("Held-out problems; the prompt, the CoT the policy wrote, its paraphrase, and the answer "
-                       "(produced the way the condition produces it) against the truth. Everything in code font "
-                       "was written by a model or the task and is shown verbatim."))
+    blocks.append(
+        Para(
+            "Held-out problems; the prompt, the CoT the policy wrote, its paraphrase, and the answer "
+            "(produced the way the condition produces it) against the truth. Everything in code font "
+            "was written by a model or the task and is shown verbatim."
+        )
+    )
     befores = {c: evals[c].get("examples_before") or [] for c in names}
     distinct = {json.dumps(b, sort_keys=True) for b in befores.values() if b}
     shared_before = len(distinct) == 1 and all(befores.values())
@@ -523,9 +594,13 @@ def write_demo_report(demo_dir: Path) -> tuple[Path, Path]:
         blocks.append(_examples_table(evals[c].get("examples") or []))
 
     blocks.append(Heading(2, f"Learned code (seed {first})"))
-    blocks.append(Para("For the words each policy writes most: how many times it wrote them and the share of those "
-                       "uses that stand in a reasoning step with each true state. \"Stands for\" names the state when "
-                       "at least 90% of the uses agree."))
+    blocks.append(
+        Para(
+            "For the words each policy writes most: how many times it wrote them and the share of those "
+            'uses that stand in a reasoning step with each true state. "Stands for" names the state when '
+            "at least 90% of the uses agree."
+        )
+    )
     for c in names:
         blocks.append(Heading(3, c))
         code = evals[c].get("code")
@@ -573,8 +648,10 @@ def write_run_report(run_dir: Path) -> tuple[Path, Path]:
     if "seed" in cfg:
         facts.append(f"seed {cfg['seed']}")
     if rl_rows:
-        facts.append(f"{max(int(r.get('step', 0)) for r in rl_rows)} RL steps logged"
-                     + (f" of {rl['steps']}" if rl.get("steps") is not None else ""))
+        facts.append(
+            f"{max(int(r.get('step', 0)) for r in rl_rows)} RL steps logged"
+            + (f" of {rl['steps']}" if rl.get("steps") is not None else "")
+        )
     if cfg.get("paraphraser"):
         facts.append(f"paraphraser {cfg['paraphraser']}")
     if seconds:
@@ -590,26 +667,39 @@ def write_run_report(run_dir: Path) -> tuple[Path, Path]:
     blocks.append(Heading(2, "Final evaluation"))
     scalars = {k: v for k, v in ev.items() if not isinstance(v, (dict, list))}
     if scalars:
-        blocks.append(Table(["metric", "value", "definition"],
-                            [[Code(k), _fmt(scalars[k], k), METRIC_DEFINITIONS.get(k, "")]
-                             for k in _metric_order(scalars)]))
+        blocks.append(
+            Table(
+                ["metric", "value", "definition"],
+                [[Code(k), _fmt(scalars[k], k), METRIC_DEFINITIONS.get(k, "")] for k in _metric_order(scalars)],
+            )
+        )
     else:
         blocks.append(Para("No eval.json was found: the run has not finished its final evaluation."))
 
     blocks.append(Heading(2, "Figures"))
     if rl_rows:
-        curves = plots.plot_training_curves({cname: [rows]}, run_dir / "fig_training_curves.png",
-                                            title=f"Training curves: {cname}")
+        curves = plots.plot_training_curves(
+            {cname: [rows]}, run_dir / "fig_training_curves.png", title=f"Training curves: {cname}"
+        )
         blocks.append(_figure_block(curves, "training curves", "Accuracy and banned words per step during RL."))
     if ev.get("accuracy_by_n"):
-        by_n = plots.plot_accuracy_by_n({"after RL": ev["accuracy_by_n"]}, run_dir / "fig_accuracy_by_n.png",
-                                        chance=0.5 if task.get("name", "coin_flip") == "coin_flip" else None)
-        blocks.append(_figure_block(by_n, "accuracy by number of steps",
-                                    "Final held-out accuracy against the number of steps N."))
+        by_n = plots.plot_accuracy_by_n(
+            {"after RL": ev["accuracy_by_n"]},
+            run_dir / "fig_accuracy_by_n.png",
+            chance=0.5 if task.get("name", "coin_flip") == "coin_flip" else None,
+        )
+        blocks.append(
+            _figure_block(by_n, "accuracy by number of steps", "Final held-out accuracy against the number of steps N.")
+        )
     if ev.get("code"):
         heat = plots.plot_code_heatmap(ev["code"], run_dir / "fig_learned_code.png", title=f"Learned code: {cname}")
-        blocks.append(_figure_block(heat, "learned code heatmap",
-                                    "For the commonest words of the CoT, the share of their uses in each true state."))
+        blocks.append(
+            _figure_block(
+                heat,
+                "learned code heatmap",
+                "For the commonest words of the CoT, the share of their uses in each true state.",
+            )
+        )
     if not rl_rows and not ev:
         blocks.append(Para("No data to plot yet."))
 

@@ -26,7 +26,11 @@ class ProbeResult:
 
 
 def features(
-    cots: list[list[str]], vocab: list[str], legible: tuple[str, ...], max_len: int, max_legible: int,
+    cots: list[list[str]],
+    vocab: list[str],
+    legible: tuple[str, ...],
+    max_len: int,
+    max_legible: int,
     use_positions: bool,
 ) -> torch.Tensor:
     index = {w: i for i, w in enumerate(vocab)}
@@ -70,12 +74,13 @@ def probe_states(
     g = torch.Generator().manual_seed(seed)
     w = (torch.randn(x.shape[1], max_steps * len(classes), generator=g) * 0.01).requires_grad_(True)
     opt = torch.optim.Adam([w], lr=0.05, weight_decay=weight_decay)
-    for _ in range(iters):
-        logits = (x[:half] @ w).view(half, max_steps, len(classes))
-        loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y[:half], ignore_index=-100)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with torch.enable_grad():  # the probe trains even when its caller evaluates under no_grad
+        for _ in range(iters):
+            logits = (x[:half] @ w).view(half, max_steps, len(classes))
+            loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), y[:half], ignore_index=-100)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
     with torch.no_grad():
         pred = (x[half:] @ w).view(-1, max_steps, len(classes)).argmax(-1)
     truth = y[half:]

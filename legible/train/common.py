@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import time
 from pathlib import Path
 
@@ -41,17 +43,20 @@ def read_metrics(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _checkpoints(directory: Path, stage: str) -> list[Path]:
+    """Complete checkpoints of ``stage``, oldest first; half-written ``.tmp``/``.old`` are skipped."""
+    pattern = re.compile(rf"{re.escape(stage)}_step(\d+)")
+    found = [(int(m.group(1)), p) for p in Path(directory).glob(f"{stage}_step*") if (m := pattern.fullmatch(p.name))]
+    return [p for _, p in sorted(found) if (p / "state.json").exists()]
+
+
 def latest_checkpoint(directory: Path, stage: str) -> Path | None:
-    found = sorted(Path(directory).glob(f"{stage}_step*"), key=lambda p: int(p.name.rsplit("step", 1)[1]))
-    found = [p for p in found if (p / "state.json").exists()]
+    found = _checkpoints(directory, stage)
     return found[-1] if found else None
 
 
 def prune_checkpoints(directory: Path, stage: str, keep: int = 1) -> None:
-    import shutil
-
-    found = sorted(Path(directory).glob(f"{stage}_step*"), key=lambda p: int(p.name.rsplit("step", 1)[1]))
-    for old in found[:-keep]:
+    for old in _checkpoints(directory, stage)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
 
 

@@ -75,7 +75,9 @@ def train_grpo(
     last = latest_checkpoint(ckpt_dir, "rl") if resume else None
     if last is not None:
         start = load_trainer(last, models=models, optimizers=optimizers, py_rng=rng, generator=generator)["step"]
-    log = MetricsLog(out / "metrics.jsonl", resume_step=start if resume else None, phase="rl")
+    # Rows up to the checkpoint's step were written before it was saved, so they stay; with no
+    # RL checkpoint yet (start 0) every RL row goes, the step-0 evaluation included.
+    log = MetricsLog(out / "metrics.jsonl", resume_step=(start if start else -1) if resume else None, phase="rl")
     clock = Stopwatch()
     if start == 0 and evaluate is not None:
         log.write({"phase": "rl", "step": 0, "kind": "eval", **evaluate(0, policy.eval(), face)})
@@ -120,7 +122,7 @@ def train_grpo(
         adv = adv.view(-1)
         # 6. policy loss on its own tokens; the answer token joins it only when the policy answers
         policy.train()
-        logp, mask, entropy = completion_logprobs(policy, problems, tokens)
+        logp, mask, entropy = completion_logprobs(policy, problems, tokens, rl.temperature)
         mask = mask.float()
         n_tokens = mask.sum().clamp(min=1)
         loss = -(adv.unsqueeze(1) * logp * mask).sum() / n_tokens
@@ -128,7 +130,7 @@ def train_grpo(
         kl_value = 0.0
         if reference is not None:
             with torch.no_grad():
-                ref_logp, _, _ = completion_logprobs(reference, problems, tokens)
+                ref_logp, _, _ = completion_logprobs(reference, problems, tokens, rl.temperature)
             log_ratio = ref_logp - logp
             kl = ((log_ratio.exp() - log_ratio - 1) * mask).sum() / n_tokens  # k3 estimator
             loss = loss + rl.kl_coef * kl
@@ -168,8 +170,14 @@ def train_grpo(
         if on_step:
             on_step(step + 1, row)
         if (step + 1) % rl.checkpoint_every == 0 and step + 1 < rl.steps:
-            save_trainer(ckpt_dir / f"rl_step{step + 1}", step=step + 1, models=models, optimizers=optimizers,
-                         py_rng=rng, generator=generator)
+            save_trainer(
+                ckpt_dir / f"rl_step{step + 1}",
+                step=step + 1,
+                models=models,
+                optimizers=optimizers,
+                py_rng=rng,
+                generator=generator,
+            )
             prune_checkpoints(ckpt_dir, "rl")
 
     policy.eval()

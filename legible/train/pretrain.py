@@ -1,8 +1,8 @@
 """Stage 1: supervised training of the organism on legible CoTs.
 
 Each example is ``<bos> prompt cot answer A``, the CoT in the legible grammar (the state
-after each step, one word per step), a share ``slot_noise`` of the state slots written with a
-random neutral word instead (the model learns to carry on after one). A share of examples
+after each step, one word per step), a share ``alias_rate`` of the state slots written with
+an alias of the state (see ``state_aliases``). A share of examples
 shows a paraphrase of the CoT instead, with the loss on the answer only: the model learns
 to answer from a paraphrased CoT without learning to write paraphrases. ``with_cot=False``
 trains the no-CoT baseline on ``<bos> prompt answer A``.
@@ -10,6 +10,7 @@ trains the no-CoT baseline on ``<bos> prompt answer A``.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -27,10 +28,24 @@ from legible.tasks.organism import legible_cot
 from legible.train.common import MetricsLog, latest_checkpoint, prune_checkpoints
 
 
+def state_aliases(cfg: RunConfig, states: tuple[str, ...]) -> dict[str, list[str]]:
+    """The stage-1 corpus's rare other names for each state: neutral words drawn from the seed.
+
+    They stand in for an LLM's prior associations (Skaf et al. 2025 saw RL turn "heads"/"tails"
+    into "R"/"L" and "S"): without any, a tiny model has no substitute to find and RL only
+    sharpens the legible CoT or collapses to guessing."""
+    words = random.Random(f"aliases-{cfg.seed}").sample(NEUTRAL, len(states) * cfg.pretrain.aliases_per_state)
+    k = cfg.pretrain.aliases_per_state
+    return {s: words[i * k : (i + 1) * k] for i, s in enumerate(states)}
 
 
 def make_example(
-    problem: Problem, rng: random.Random, cfg: RunConfig, paraphraser: Paraphraser | None, with_cot: bool
+    problem: Problem,
+    rng: random.Random,
+    cfg: RunConfig,
+    paraphraser: Paraphraser | None,
+    with_cot: bool,
+    aliases: dict[str, list[str]],
 ) -> tuple[list[int], int]:
     """Token ids and the index from which the loss applies."""
     head = prompt_ids(problem)
@@ -40,8 +55,8 @@ def make_example(
         cot = paraphraser.paraphrase(legible_cot(problem), problem.prompt, rng)
         ids = head + VOCAB.encode(cot) + [VOCAB.answer_id, VOCAB.index[problem.answer]]
         return ids, len(ids) - 1
-    noise = cfg.pretrain.slot_noise
-    cot = " ".join(rng.choice(NEUTRAL) if rng.random() < noise else s for s in problem.states)
+    rate = cfg.pretrain.alias_rate
+    cot = " ".join(rng.choice(aliases[s]) if s in aliases and rng.random() < rate else s for s in problem.states)
     return head + VOCAB.encode(cot) + [VOCAB.answer_id, VOCAB.index[problem.answer]], len(head)
 
 
@@ -50,7 +65,7 @@ def batch_loss(model: TinyTransformer, examples: list[tuple[list[int], int]]) ->
     width = ids.shape[1]
     target_mask = torch.zeros_like(mask)
     for i, (row, start) in enumerate(examples):
-        target_mask[i, width - len(row) + start:] = True
+        target_mask[i, width - len(row) + start :] = True
     logits = model(ids, mask)[:, :-1]
     loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
     tm = target_mask[:, 1:]
@@ -58,12 +73,8 @@ def batch_loss(model: TinyTransformer, examples: list[tuple[list[int], int]]) ->
 
 
 def build_model(cfg: RunConfig, task: Task) -> TinyTransformer:
-    block = 2 + task.max_steps + 2 * task.max_steps + 8
     return TinyTransformer(
-        TinyConfig(
-            vocab_size=len(VOCAB), block_size=block, n_layer=cfg.model.n_layer, n_head=cfg.model.n_head,
-            n_embd=cfg.model.n_embd,
-        )
+        TinyConfig(vocab_size=len(VOCAB), n_layer=cfg.model.n_layer, n_head=cfg.model.n_head, n_embd=cfg.model.n_embd)
     )
 
 
@@ -92,13 +103,20 @@ def pretrain(
     start = 0
     last = latest_checkpoint(ckpt_dir, "pretrain") if resume else None
     if last is not None:
-        start = load_trainer(last, models={"policy": model}, optimizers={"policy": opt}, py_rng=rng, generator=generator)["step"]
+        start = load_trainer(
+            last, models={"policy": model}, optimizers={"policy": opt}, py_rng=rng, generator=generator
+        )["step"]
     log = MetricsLog(out / "metrics.jsonl", resume_step=start if resume else None, phase="pretrain")
+    aliases = state_aliases(cfg, task.state_words)
+    (out / "aliases.json").write_text(json.dumps({"rate": cfg.pretrain.alias_rate, "aliases": aliases}))
     model.train()
     for step in range(start, steps):
         for group in opt.param_groups:
             group["lr"] = cfg.pretrain.lr * sched(step)
-        examples = [make_example(task.sample(rng), rng, cfg, paraphraser, with_cot) for _ in range(cfg.pretrain.batch_size)]
+        examples = [
+            make_example(task.sample(rng), rng, cfg, paraphraser, with_cot, aliases)
+            for _ in range(cfg.pretrain.batch_size)
+        ]
         loss = batch_loss(model, examples)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -109,8 +127,14 @@ def pretrain(
         if on_step:
             on_step(step + 1, loss.item())
         if (step + 1) % cfg.pretrain.checkpoint_every == 0 and step + 1 < steps:
-            save_trainer(ckpt_dir / f"pretrain_step{step + 1}", step=step + 1, models={"policy": model},
-                         optimizers={"policy": opt}, py_rng=rng, generator=generator)
+            save_trainer(
+                ckpt_dir / f"pretrain_step{step + 1}",
+                step=step + 1,
+                models={"policy": model},
+                optimizers={"policy": opt},
+                py_rng=rng,
+                generator=generator,
+            )
             prune_checkpoints(ckpt_dir, "pretrain")
     model.eval()
     save_policy(model, out / "policy")

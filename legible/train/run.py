@@ -27,7 +27,9 @@ def prepare_run_dir(cfg: RunConfig, out: Path, resume: bool) -> None:
         import yaml
 
         if yaml.safe_load(saved.read_text()) != cfg.model_dump():
-            raise ConfigError(f"{saved}: the config differs from the one this run started with; --resume needs the same")
+            raise ConfigError(
+                f"{saved}: the config differs from the one this run started with; --resume needs the same"
+            )
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, saved)
 
@@ -71,8 +73,16 @@ def run_training(
 
         def evaluate(step, policy, face):
             return evaluate_organism(
-                policy, face, task, paraphraser, monitor, paraphrase_in_loop=cond.paraphrase_in_loop,
-                problems=cfg.rl.eval_problems, seed=cfg.eval.seed + 1, full=False,
+                policy,
+                face,
+                task,
+                paraphraser,
+                monitor,
+                paraphrase_in_loop=cond.paraphrase_in_loop,
+                problems=cfg.rl.eval_problems,
+                seed=cfg.eval.seed + 1,
+                temperature=cfg.rl.temperature,
+                full=False,
             ) | {"step": step}
 
         bar = bars.add_task(f"RL: {cond.name}", total=cfg.rl.steps, info="")
@@ -82,14 +92,24 @@ def run_training(
             if on_step:
                 on_step("rl", step, cfg.rl.steps)
 
-        policy, face = train_grpo(cfg, task, paraphraser, stage1, out, resume=resume, evaluate=evaluate, on_step=rl_step)
-
-    with torch.no_grad():
-        final = evaluate_organism(
-            policy, face, task, paraphraser, monitor, paraphrase_in_loop=cond.paraphrase_in_loop,
-            problems=cfg.eval.problems, seed=cfg.eval.seed,
+        policy, face = train_grpo(
+            cfg, task, paraphraser, stage1, out, resume=resume, evaluate=evaluate, on_step=rl_step
         )
-        final["examples_before"] = example_episodes(stage1, task, paraphraser, seed=cfg.eval.seed)
+
+    final = evaluate_organism(
+        policy,
+        face,
+        task,
+        paraphraser,
+        monitor,
+        paraphrase_in_loop=cond.paraphrase_in_loop,
+        problems=cfg.eval.problems,
+        seed=cfg.eval.seed,
+        temperature=cfg.rl.temperature,
+    )
+    final["examples_before"] = example_episodes(
+        stage1, task, paraphraser, seed=cfg.eval.seed, temperature=cfg.rl.temperature
+    )
     final["condition"] = cond.name
     (out / "eval.json").write_text(json.dumps(final, indent=1, default=_jsonable))
     scalars = {k: v for k, v in final.items() if isinstance(v, (int, float)) or v is None}

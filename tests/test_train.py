@@ -1,0 +1,124 @@
+"""End to end: `legible train` writes a run directory, survives SIGKILL with --resume, and
+turns bad input into one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+TINY_RUN = {
+    "seed": 3,
+    "task": {"min_steps": 4, "max_steps": 6},
+    "model": {"n_layer": 1, "n_head": 2, "n_embd": 16},
+    "pretrain": {"steps": 30, "batch_size": 16, "checkpoint_every": 10},
+    "rl": {
+        "steps": 24,
+        "prompts": 4,
+        "group_size": 2,
+        "eval_every": 6,
+        "eval_problems": 16,
+        "checkpoint_every": 3,
+        "ramp_steps": 5,
+    },
+    "condition": "monitor+face",
+    "eval": {"problems": 40},
+}
+
+
+def legible(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "legible.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def write_config(tmp_path: Path, data: dict, name: str = "run.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def comparable(run: Path) -> tuple[list[dict], dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        row.pop("seconds", None)
+    return rows, json.loads((run / "eval.json").read_text())
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    config = write_config(tmp_path, TINY_RUN)
+    whole = legible("train", str(config), "--out", str(tmp_path / "whole"), cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+
+    killed_dir = tmp_path / "killed"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "legible.cli", "train", str(config), "--out", str(killed_dir)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    while not list((killed_dir / "checkpoints").glob("rl_step*/state.json")):
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed_dir / "eval.json").exists(), "the run was killed too late to test anything"
+
+    resumed = legible("train", str(config), "--out", str(killed_dir), "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert comparable(killed_dir) == comparable(tmp_path / "whole")
+    for name in ("policy.safetensors", "face.safetensors", "report.html", "report.md", "config.yaml"):
+        assert (killed_dir / name).exists(), name
+
+
+def test_existing_run_needs_resume(tmp_path):
+    config = write_config(tmp_path, TINY_RUN | {"pretrain": {"steps": 0}, "rl": {"steps": 0, "eval_problems": 8}})
+    first = legible("train", str(config), "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = legible("train", str(config), "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert again.returncode == 2
+    assert "--resume" in again.stderr and "Traceback" not in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ({"rl": {"lr": -1}}, "rl.lr"),
+        ({"rl": {"stepz": 3}}, "rl.stepz"),
+        ({"condition": "monitor+telepathy"}, "condition"),
+        ({"paraphraser": "nonsense"}, "paraphraser"),
+        ({"task": {"min_steps": 9, "max_steps": 3}}, "task"),
+        ({"condition": {"name": "x", "rewards": {"vibes": 1.0}}}, "vibes"),
+        ("rl: [unclosed", "line"),
+    ],
+)
+def test_bad_config_is_one_line_error(tmp_path, content, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content))
+    result = legible("train", str(path), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "bad.yaml" in lines[0] and expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_and_bad_options(tmp_path):
+    missing = legible("train", str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    assert missing.returncode == 2 and "nope.yaml" in missing.stderr and "Traceback" not in missing.stderr
+    bad_seeds = legible("demo", "--quick", "--seeds", "zero", "--out", str(tmp_path / "d"), cwd=tmp_path)
+    assert bad_seeds.returncode == 2 and "--seeds" in bad_seeds.stderr and "Traceback" not in bad_seeds.stderr
+    unknown = legible("train", "--no-such-flag", cwd=tmp_path)
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
