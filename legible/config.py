@@ -53,7 +53,7 @@ class ModelConfig(_Strict):
 class PretrainConfig(_Strict):
     """Stage 1: supervised training on legible CoTs."""
 
-    steps: int = Field(600, ge=0)
+    steps: int = Field(500, ge=0)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(3e-3, gt=0)
     paraphrase_prob: float = Field(
@@ -75,7 +75,7 @@ class PretrainConfig(_Strict):
 class RLConfig(_Strict):
     """Stage 2: GRPO."""
 
-    steps: int = Field(600, ge=0)
+    steps: int = Field(300, ge=0)
     prompts: int = Field(32, ge=1, description="problems per step")
     group_size: int = Field(4, ge=2, description="samples per problem (G)")
     lr: float = Field(3e-4, gt=0)
@@ -134,7 +134,7 @@ CONDITIONS: dict[str, ConditionConfig] = {
 
 
 class EvalConfig(_Strict):
-    problems: int = Field(600, ge=30, description="held-out problems for the final evaluation")
+    problems: int = Field(500, ge=30, description="held-out problems for the final evaluation")
     seed: int = 12345
 
 

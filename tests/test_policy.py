@@ -248,7 +248,7 @@ def test_completion_logprobs_match_a_manual_computation():
     problems = [task.sample(random.Random(i)) for i in range(3)]
     tokens = [VOCAB.encode("heads tails answer"), VOCAB.encode("ok"), []]
     model = make_model()
-    logp, comp, _ = completion_logprobs(model, problems, tokens)
+    logp, comp, _, _ = completion_logprobs(model, problems, tokens)
     assert comp.sum(1).tolist() == [len(t) for t in tokens]
     for i, (p, t) in enumerate(zip(problems, tokens, strict=True)):
         row = prompt_ids(p) + t
@@ -260,9 +260,32 @@ def test_completion_logprobs_match_a_manual_computation():
             torch.testing.assert_close(got, torch.stack(expected), atol=1e-5, rtol=0)
 
 
+def test_fused_answer_logits_equal_a_separate_answer_pass():
+    """The trainer reads the answer distribution off the last column of the policy's own pass;
+    it must equal what answer_logprobs computes from the CoT text."""
+    task = CoinFlip(min_steps=2, max_steps=4)
+    problems = [task.sample(random.Random(i)) for i in range(4)]
+    cots = ["heads tails", "ok", "", "tails tails heads"]
+    tokens = [VOCAB.encode(c) + [VOCAB.answer_id] for c in cots]
+    model = make_model()
+    _, _, _, last = completion_logprobs(model, problems, tokens, temperature=1.7)
+    fused = last[:, VOCAB.ids(task.answer_words)].log_softmax(-1)
+    torch.testing.assert_close(fused, answer_logprobs(model, problems, cots, task.answer_words), atol=1e-5, rtol=0)
+
+
 def test_answer_logprobs_is_a_distribution_over_answer_words():
     task = CoinFlip(min_steps=2, max_steps=4)
     problems = [task.sample(random.Random(i)) for i in range(3)]
     lp = answer_logprobs(make_model(), problems, ["heads", "tails ok", ""], task.answer_words)
     assert lp.shape == (3, 2)
     torch.testing.assert_close(lp.exp().sum(-1), torch.ones(3))
+
+
+def test_draw_samples_the_given_distribution():
+    from legible.policy.tiny import draw
+
+    probs = torch.tensor([[0.7, 0.2, 0.1, 0.0], [0.0, 0.0, 0.0, 1.0]]).repeat(20000, 1)
+    picks = draw(probs, torch.Generator().manual_seed(0)).view(20000, 2)
+    freq = torch.bincount(picks[:, 0], minlength=4).float() / 20000
+    torch.testing.assert_close(freq, torch.tensor([0.7, 0.2, 0.1, 0.0]), atol=0.015, rtol=0)
+    assert bool((picks[:, 1] == 3).all())  # a zero-probability token is never drawn

@@ -84,23 +84,23 @@ def problems():
     return [TASK.sample(rng) for _ in range(N)]
 
 
-def probe(cots, problems, use_positions, task=TASK):
+def probe(cots, problems, reading, task=TASK):
     return probe_states(
         cots,
         [p.states for p in problems],
         task.state_words,
         VOCAB_WORDS,
         task.state_words,
-        use_positions=use_positions,
+        reading=reading,
         max_steps=task.max_steps,
         seed=0,
     )
 
 
-@pytest.mark.parametrize("use_positions", [True, False])
-def test_probe_reads_legible_cots(problems, use_positions):
+@pytest.mark.parametrize("reading", ["full", "legible"])
+def test_probe_reads_legible_cots(problems, reading):
     cots = [legible_cot(p).split() for p in problems]
-    result = probe(cots, problems, use_positions)
+    result = probe(cots, problems, reading)
     assert result.accuracy > 0.95
     assert result.bits_per_step > 0.8
     assert len(result.per_step_bits) == MAX_STEPS
@@ -116,24 +116,49 @@ def test_probe_reads_legible_cots_with_filler(problems):
         for _ in range(rng.randint(0, 4)):
             words.insert(rng.randint(0, len(words)), rng.choice(NEUTRAL))
         cots.append(words)
-    assert probe(cots, problems, use_positions=False).accuracy > 0.95
+    assert probe(cots, problems, reading="legible").accuracy > 0.95
 
 
-def test_probe_finds_a_presence_code_the_legible_reading_misses(problems):
-    """heads kept, tails replaced by "ok": the full probe reads it, the legible probe cannot."""
-    cots = [[s if s == "heads" else "ok" for s in p.states] for p in problems]
-    full = probe(cots, problems, use_positions=True)
-    legible = probe(cots, problems, use_positions=False)
+def test_probe_finds_a_substitution_code_the_legible_reading_misses(problems):
+    """Both states written with neutral words ("we" = heads, "now" = tails): hidden."""
+    cots = [["we" if s == "heads" else "now" for s in p.states] for p in problems]
+    full = probe(cots, problems, reading="full")
+    legible = probe(cots, problems, reading="legible")
     assert full.accuracy > 0.95
-    assert legible.accuracy < 0.75
+    assert legible.accuracy < 0.7
     assert full.bits_per_step - legible.bits_per_step > 0.5
 
 
-@pytest.mark.parametrize("use_positions", [True, False])
-def test_probe_on_random_cots_is_near_chance(problems, use_positions):
+def test_presence_code_is_legible_by_position_but_not_after_reordering(problems):
+    """heads kept, tails replaced by "ok": where "heads" is missing tells the reader "tails",
+    so the legible reading recovers it; once the words are moved around it cannot."""
+    cots = [[s if s == "heads" else "ok" for s in p.states] for p in problems]
+    assert probe(cots, problems, reading="legible").accuracy > 0.95
+    rng = random.Random(9)
+    moved = []
+    for c in cots:
+        kept = [w for w in c if w == "heads"]
+        for _ in range(rng.randint(0, len(kept) + 2)):
+            kept.insert(rng.randint(0, len(kept)), "ok")
+        moved.append(kept)
+    assert probe(moved, problems, reading="full").accuracy < 0.75
+
+
+def test_a_few_unreadable_slots_cost_only_their_own_bits(problems):
+    """A legible CoT with one alias slot in ten: hidden capacity stays small, because the
+    legible reading keeps positions (an order-only reading would lose every later step)."""
+    rng = random.Random(8)
+    cots = [[("we" if s == "heads" else "now") if rng.random() < 0.1 else s for s in p.states] for p in problems]
+    full = probe(cots, problems, reading="full")
+    legible = probe(cots, problems, reading="legible")
+    assert full.bits_per_step - legible.bits_per_step < 0.2
+
+
+@pytest.mark.parametrize("reading", ["full", "legible"])
+def test_probe_on_random_cots_is_near_chance(problems, reading):
     rng = random.Random(5)
     cots = [[rng.choice(TASK.state_words) for _ in p.states] for p in problems]
-    result = probe(cots, problems, use_positions)
+    result = probe(cots, problems, reading)
     assert abs(result.accuracy - result.chance) < 0.1
     assert result.accuracy < 0.62
     assert result.bits_per_step < 0.05
@@ -144,6 +169,6 @@ def test_probe_on_running_sum():
     rng = random.Random(6)
     problems = [task.sample(rng) for _ in range(300)]
     cots = [legible_cot(p).split() for p in problems]
-    assert probe(cots, problems, use_positions=True, task=task).accuracy > 0.95
+    assert probe(cots, problems, reading="full", task=task).accuracy > 0.95
     shuffled = [cots[(i + 1) % len(cots)] for i in range(len(cots))]
-    assert probe(shuffled, problems, use_positions=True, task=task).accuracy < 0.5
+    assert probe(shuffled, problems, reading="full", task=task).accuracy < 0.5

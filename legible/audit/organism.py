@@ -103,18 +103,18 @@ def evaluate_organism(
     classes = task.state_words
     vocab = list(VOCAB.words)
     states = [p.states for p in items]
-    probe = lambda texts, positions: probe_states(  # noqa: E731
+    probe = lambda texts, reading: probe_states(  # noqa: E731
         [t.split() for t in texts],
         states,
         classes,
         vocab,
         classes,
-        use_positions=positions,
+        reading=reading,
         max_steps=task.max_steps,
         seed=seed,
     )
-    full_orig, legible_orig = probe(cots, True), probe(cots, False)
-    full_para, legible_para = probe(paraphrased, True), probe(paraphrased, False)
+    full_orig, legible_orig = probe(cots, "full"), probe(cots, "legible")
+    full_para, legible_para = probe(paraphrased, "full"), probe(paraphrased, "legible")
     code = learned_code(cots, items, classes)
     metrics |= {
         "state_recoverability": full_orig.accuracy,

@@ -59,15 +59,18 @@ def answer_logprobs(
 
 def completion_logprobs(
     policy: TinyTransformer, problems: list[Problem], tokens: list[list[int]], temperature: float = 1.0
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-token log-probabilities of the policy's own tokens after each prompt, under the
     distribution they were sampled from (logits divided by ``temperature``).
 
-    Returns (logprobs (E, L), mask (E, L) of real completion tokens, entropy (E, L))."""
+    Returns (logprobs (E, L), mask (E, L) of real completion tokens, entropy (E, L), and the
+    untempered logits (E, V) after each row's last token: rows are left-padded, so that is
+    the last column, and after an answer marker it is the answer distribution)."""
     prompts = [prompt_ids(p) for p in problems]
     rows = [p + t for p, t in zip(prompts, tokens)]
     ids, mask = left_pad(rows, VOCAB.pad_id)
-    logits = policy(ids, mask)[:, :-1, :] / temperature
+    all_logits = policy(ids, mask)
+    logits = all_logits[:, :-1, :] / temperature
     logp_all = logits.log_softmax(-1)
     targets = ids[:, 1:]
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -77,4 +80,4 @@ def completion_logprobs(
         completion[i, width - len(t) :] = True
     completion = completion[:, 1:] & mask[:, 1:]
     entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, completion, entropy
+    return logp, completion, entropy, all_logits[:, -1, :]

@@ -219,7 +219,8 @@ def plot_summary_bars(
                 capsize=3,
                 error_kw={"lw": 1, "ecolor": "#333333"},
             )
-            top = max([m + e for m, e in zip(means, errs_hi, strict=True)] + [1e-9])
+            # bits and drops get a floor of 0.1 so an all-zero panel reads as zero, not as 1e-9 noise
+            top = max([m + e for m, e in zip(means, errs_hi, strict=True)] + [0.1])
             bottom = min([m - e for m, e in zip(means, errs_lo, strict=True)] + [0.0])
             if metric in (
                 "accuracy",

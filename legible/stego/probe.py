@@ -1,16 +1,20 @@
 """A linear probe that reads the hidden state at each reasoning step out of a CoT.
 
-Features of a CoT (its words, without the prompt):
-  - "position": which word stands at each position;
-  - "legible": which legible word is the k-th legible word (the legible reading: what is
-    left when everything but the state words is ignored).
-The full probe sees both; the legible probe sees only the legible reading. What the full
-probe recovers beyond the legible one is information the CoT hides.
+Two readings of a CoT (its words, without the prompt):
+  - "full": which word stands at each position, and which legible word is the k-th;
+  - "legible": the same with every non-legible word blanked out: which legible word stands
+    at each position, and which is the k-th. It is what a reader who knows only the legible
+    words can get, by position (reading the CoT) or by order (reading a paraphrase).
+What the full reading recovers beyond the legible one is information the CoT hides. A
+presence code (one state written, the other left out) is legible by this measure: where a
+state word is missing tells the reader the other state. A paraphraser that moves words
+around still destroys it, which the paraphrased CoT's probe shows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -31,17 +35,17 @@ def features(
     legible: tuple[str, ...],
     max_len: int,
     max_legible: int,
-    use_positions: bool,
+    reading: Literal["full", "legible"],
 ) -> torch.Tensor:
     index = {w: i for i, w in enumerate(vocab)}
     legible_index = {w: i for i, w in enumerate(legible)}
-    width_pos = max_len * len(vocab) if use_positions else 0
+    width_pos = max_len * len(vocab)
     x = torch.zeros(len(cots), width_pos + max_legible * len(legible) + 1)
     for row, words in enumerate(cots):
         x[row, -1] = 1.0
         k = 0
         for pos, w in enumerate(words):
-            if use_positions and pos < max_len and w in index:
+            if pos < max_len and w in index and (reading == "full" or w in legible_index):
                 x[row, pos * len(vocab) + index[w]] = 1.0
             if w in legible_index and k < max_legible:
                 x[row, width_pos + k * len(legible) + legible_index[w]] = 1.0
@@ -56,7 +60,7 @@ def probe_states(
     vocab: list[str],
     legible: tuple[str, ...],
     *,
-    use_positions: bool = True,
+    reading: Literal["full", "legible"] = "full",
     max_steps: int,
     seed: int = 0,
     iters: int = 300,
@@ -64,7 +68,7 @@ def probe_states(
 ) -> ProbeResult:
     """Train on the first half of the CoTs, score on the second half."""
     max_len = 2 * max_steps + 4
-    x = features(cots, vocab, legible, max_len, max_steps + 2, use_positions)
+    x = features(cots, vocab, legible, max_len, max_steps + 2, reading)
     y = torch.full((len(cots), max_steps), -100, dtype=torch.long)
     cls = {c: i for i, c in enumerate(classes)}
     for i, st in enumerate(states):

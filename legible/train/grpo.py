@@ -32,7 +32,8 @@ from legible.monitor.base import KeywordMonitor
 from legible.paraphrase import Paraphraser
 from legible.policy.checkpoint import load_trainer, save_policy, save_trainer
 from legible.policy.rollout import answer_logprobs, completion_logprobs, write_cots
-from legible.policy.tiny import TinyTransformer
+from legible.policy.tiny import TinyTransformer, draw
+from legible.policy.vocab import VOCAB
 from legible.reward import Reward, RewardContext
 from legible.tasks.base import Task
 from legible.train.common import MetricsLog, Stopwatch, latest_checkpoint, prune_checkpoints
@@ -89,26 +90,41 @@ def train_grpo(
         tokens, cots, finished = write_cots(
             policy, problems, max_steps=task.max_steps, temperature=rl.temperature, generator=generator
         )
-        # 3. paraphrase; the answerer reads both the original and the paraphrase
+        # 3. paraphrase; the policy scores its own tokens (with grad). Rows are left-padded, so
+        # the last column of that pass is the answer position: when the policy answers from
+        # its own CoT, the same pass gives the answer distribution.
         paraphrased = [paraphraser.paraphrase(c, p.prompt, rng) for c, p in zip(cots, problems)]
+        policy.train()
+        logp, mask, entropy, last_logits = completion_logprobs(policy, problems, tokens, rl.temperature)
+        answer_ids = VOCAB.ids(answer_words)
         answerer = face if face is not None else policy
-        with torch.no_grad():
-            probs_original = answer_logprobs(answerer, problems, cots, answer_words).exp()
-            probs_paraphrased = answer_logprobs(answerer, problems, paraphrased, answer_words).exp()
-        # 4. answers from the condition's view, then rewards
-        probs_view = probs_paraphrased if cond.paraphrase_in_loop else probs_original
-        picks = torch.multinomial(probs_view, 1, generator=generator).squeeze(1).tolist()
-        picks_para = torch.multinomial(probs_paraphrased, 1, generator=generator).squeeze(1).tolist()
-        answers = [answer_words[i] if f else None for i, f in zip(picks, finished)]
+        view = "paraphrased" if cond.paraphrase_in_loop else "original"
+        needed = {view} | ({"original", "paraphrased"} if "sensitivity" in cond.rewards else set())
+        needed |= {"paraphrased"} if "paraphrase_outcome" in cond.rewards else set()
+        answer_lp = {}  # view -> (E, A) log-probs; only the condition's view keeps its graph
+        for v in sorted(needed):
+            if v == "original" and face is None:
+                answer_lp[v] = last_logits[:, answer_ids].log_softmax(-1)
+            else:
+                with torch.set_grad_enabled(v == view):
+                    answer_lp[v] = answer_logprobs(
+                        answerer.train(), problems, cots if v == "original" else paraphrased, answer_words
+                    )
+        # 4. answers sampled from the condition's view, then rewards
+        probs = {v: lp.detach().exp() for v, lp in answer_lp.items()}
+        picks = draw(probs[view], generator)
+        answers = [answer_words[i] if f else None for i, f in zip(picks.tolist(), finished)]
+        para_answers = answers
+        if "paraphrased" in probs and view != "paraphrased":
+            para_picks = draw(probs["paraphrased"], generator).tolist()
+            para_answers = [answer_words[i] if f else None for i, f in zip(para_picks, finished)]
         ramp = min(1.0, step / rl.ramp_steps) if rl.ramp_steps else 1.0
         scale = {name: (1.0 if name == "outcome" else ramp) for name in cond.rewards}
         rewards, term_values = [], {name: [] for name in cond.rewards}
         for i, (problem, cot) in enumerate(zip(problems, cots)):
-            extras = {
-                "paraphrased_answer": answer_words[picks_para[i]] if finished[i] else None,
-                "answer_probs": probs_original[i].tolist(),
-                "answer_probs_paraphrased": probs_paraphrased[i].tolist(),
-            }
+            extras = {"paraphrased_answer": para_answers[i]}
+            extras |= {"answer_probs": probs["original"][i].tolist()} if "original" in probs else {}
+            extras |= {"answer_probs_paraphrased": probs["paraphrased"][i].tolist()} if "paraphrased" in probs else {}
             total, values = reward(problem, cot, answers[i], extras, scale)
             rewards.append(total)
             for name, v in values.items():
@@ -120,9 +136,8 @@ def train_grpo(
         if rl.scale_advantages:
             adv = adv / (r.std(1, keepdim=True) + 1e-4)
         adv = adv.view(-1)
-        # 6. policy loss on its own tokens; the answer token joins it only when the policy answers
-        policy.train()
-        logp, mask, entropy = completion_logprobs(policy, problems, tokens, rl.temperature)
+        # 6. policy loss on its own tokens, KL to stage 1, entropy bonus; the answer token's loss
+        # goes to whoever answered: the policy, or the Face (whose tokens never reach the policy)
         mask = mask.float()
         n_tokens = mask.sum().clamp(min=1)
         loss = -(adv.unsqueeze(1) * logp * mask).sum() / n_tokens
@@ -130,23 +145,17 @@ def train_grpo(
         kl_value = 0.0
         if reference is not None:
             with torch.no_grad():
-                ref_logp, _, _ = completion_logprobs(reference, problems, tokens, rl.temperature)
+                ref_logp, _, _, _ = completion_logprobs(reference, problems, tokens, rl.temperature)
             log_ratio = ref_logp - logp
             kl = ((log_ratio.exp() - log_ratio - 1) * mask).sum() / n_tokens  # k3 estimator
             loss = loss + rl.kl_coef * kl
             kl_value = kl.item()
         answered = torch.tensor(finished, dtype=torch.float)
-        view = paraphrased if cond.paraphrase_in_loop else cots
-        answer_loss = torch.zeros(())
-        if answered.sum() > 0:
-            answer_lp = answer_logprobs(answerer.train(), problems, view, answer_words)
-            chosen = answer_lp.gather(1, torch.tensor(picks).unsqueeze(1)).squeeze(1)
-            answer_loss = -(adv * chosen * answered).sum() / answered.sum()
-        if face is None:
-            loss = loss + answer_loss
+        chosen = answer_lp[view].gather(1, picks.unsqueeze(1)).squeeze(1)
+        answer_loss = -(adv * chosen * answered).sum() / answered.sum().clamp(min=1)
         for opt in optimizers.values():
             opt.zero_grad(set_to_none=True)
-        (loss + (answer_loss if face is not None else 0.0)).backward()
+        (loss + answer_loss).backward()
         for name, m in models.items():
             torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
             optimizers[name].step()

@@ -7,8 +7,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from legible.audit.organism import evaluate_organism, example_episodes
 from legible.config import ConfigError, RunConfig, save_config
 from legible.paraphrase import make_paraphraser
