@@ -53,7 +53,11 @@ class ModelConfig(_Strict):
 class PretrainConfig(_Strict):
     """Stage 1: supervised training on legible CoTs."""
 
-    steps: int = Field(500, ge=0)
+    steps: int = Field(1500, ge=0, description="at most this many steps")
+    target_accuracy: float | None = Field(
+        0.99, gt=0, le=1, description="stop once held-out greedy accuracy reaches this (checked every check_every)"
+    )
+    check_every: int = Field(100, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(3e-3, gt=0)
     paraphrase_prob: float = Field(

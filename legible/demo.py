@@ -178,6 +178,9 @@ def summarise(demo: DemoConfig, out: Path, wall_seconds: float) -> dict:
         conditions[cond] = {m: mean_ci([e.get(m) for e in evals]) for m in SUMMARY_METRICS}
     no_cot = _accuracy_by_n(out / "no_cot" / "policy", demo.base, with_cot=False)
     stage1 = _accuracy_by_n(out / f"seed{demo.seeds[0]}" / "stage1" / "policy", demo.base, with_cot=True)
+    stage1["per_seed"] = {
+        str(s): json.loads((out / f"seed{s}" / "stage1" / "stage1.json").read_text()) for s in demo.seeds
+    }
     summary = {
         "wall_seconds": round(wall_seconds, 1),
         "seeds": demo.seeds,
@@ -198,25 +201,15 @@ def _accuracy_by_n(path: Path, base: RunConfig, with_cot: bool) -> dict:
     import random
     from collections import defaultdict
 
-    import torch
-
-    from legible.audit.organism import answers_for
+    from legible.audit.organism import greedy_accuracy
     from legible.policy.checkpoint import load_policy
-    from legible.policy.rollout import write_cots
 
     task = base.task.build()
-    model = load_policy(path)
     rng = random.Random(base.eval.seed + 7)
     items = [task.sample(rng) for _ in range(base.eval.problems)]
-    if with_cot:
-        _, cots, finished = write_cots(model, items, max_steps=task.max_steps, temperature=0, generator=None)
-    else:
-        cots, finished = [""] * len(items), [True] * len(items)
-    with torch.no_grad():
-        answers = answers_for(model, items, cots, finished, task)
     by_n = defaultdict(list)
-    for p, a in zip(items, answers):
-        by_n[p.steps].append(task.score(p, a))
+    for p, correct in zip(items, greedy_accuracy(load_policy(path), task, items, with_cot)):
+        by_n[p.steps].append(correct)
     return {
         "accuracy": sum(sum(v) for v in by_n.values()) / len(items),
         "accuracy_by_n": {str(n): sum(v) / len(v) for n, v in sorted(by_n.items())},

@@ -56,6 +56,15 @@ def answers_for(
     return [task.answer_words[i] if f else None for i, f in zip(picks, finished)]
 
 
+def greedy_accuracy(model: TinyTransformer, task: Task, items: list[Problem], with_cot: bool = True) -> list[float]:
+    """Per-problem correctness of greedy decoding: the model writes its CoT (or none) and answers."""
+    if with_cot:
+        _, cots, finished = write_cots(model, items, max_steps=task.max_steps, temperature=0, generator=None)
+    else:
+        cots, finished = [""] * len(items), [True] * len(items)
+    return [task.score(p, a) for p, a in zip(items, answers_for(model, items, cots, finished, task))]
+
+
 def evaluate_organism(
     policy: TinyTransformer,
     face: TinyTransformer | None,

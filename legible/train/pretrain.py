@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from legible.audit.organism import greedy_accuracy
 from legible.config import RunConfig
 from legible.paraphrase import Paraphraser
 from legible.policy.checkpoint import load_trainer, save_policy, save_trainer
@@ -88,8 +89,9 @@ def pretrain(
     resume: bool = False,
     on_step: Callable[[int, float], None] | None = None,
 ) -> TinyTransformer:
-    """Train from scratch (or from the last stage-1 checkpoint under ``out``) and save the
-    model to ``out/policy.safetensors``. Returns the trained model."""
+    """Train from scratch (or from the last stage-1 checkpoint under ``out``) until the held-out
+    greedy accuracy reaches ``target_accuracy`` or ``steps`` run out; save the model to
+    ``out/policy.safetensors`` and its steps and accuracy to ``out/stage1.json``."""
     out = Path(out)
     ckpt_dir = out / "checkpoints"
     seed = cfg.seed * 1000 + (0 if with_cot else 1)
@@ -109,8 +111,12 @@ def pretrain(
     log = MetricsLog(out / "metrics.jsonl", resume_step=start if resume else None, phase="pretrain")
     aliases = state_aliases(cfg, task.state_words)
     (out / "aliases.json").write_text(json.dumps({"rate": cfg.pretrain.alias_rate, "aliases": aliases}))
+    heldout_rng = random.Random(f"heldout-{seed}")
+    heldout = [task.sample(heldout_rng) for _ in range(128)]
+    accuracy, done = None, start
     model.train()
     for step in range(start, steps):
+        done = step + 1
         for group in opt.param_groups:
             group["lr"] = cfg.pretrain.lr * sched(step)
         examples = [
@@ -126,6 +132,13 @@ def pretrain(
             log.write({"phase": "pretrain", "step": step + 1, "loss": round(loss.item(), 5)})
         if on_step:
             on_step(step + 1, loss.item())
+        if cfg.pretrain.target_accuracy is not None and (step + 1) % cfg.pretrain.check_every == 0:
+            model.eval()
+            accuracy = sum(greedy_accuracy(model, task, heldout, with_cot)) / len(heldout)
+            model.train()
+            log.write({"phase": "pretrain", "step": step + 1, "heldout_accuracy": accuracy})
+            if accuracy >= cfg.pretrain.target_accuracy:
+                break
         if (step + 1) % cfg.pretrain.checkpoint_every == 0 and step + 1 < steps:
             save_trainer(
                 ckpt_dir / f"pretrain_step{step + 1}",
@@ -137,5 +150,8 @@ def pretrain(
             )
             prune_checkpoints(ckpt_dir, "pretrain")
     model.eval()
+    if accuracy is None:
+        accuracy = sum(greedy_accuracy(model, task, heldout, with_cot)) / len(heldout)
+    (out / "stage1.json").write_text(json.dumps({"steps": done, "heldout_accuracy": accuracy, "with_cot": with_cot}))
     save_policy(model, out / "policy")
     return model
