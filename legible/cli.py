@@ -42,6 +42,8 @@ def demo(
     except ConfigError as e:
         _fail(str(e))
     typer.echo(f"wall time {summary['wall_seconds']:.0f} s; report: {out / 'report.html'} and {out / 'report.md'}")
+    if quick:
+        typer.echo("--quick trains for 30 RL steps: it shows the pipeline, not the result; run `legible demo` for that")
     for c in summary["claims"]:
         verdict = {True: "holds", False: "does NOT hold", None: "n/a"}[c["holds"]]
         typer.echo(f"  [{verdict}] {c['claim']}: {c['measured']}")

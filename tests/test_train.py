@@ -122,3 +122,24 @@ def test_missing_config_and_bad_options(tmp_path):
     assert bad_seeds.returncode == 2 and "--seeds" in bad_seeds.stderr and "Traceback" not in bad_seeds.stderr
     unknown = legible("train", "--no-such-flag", cwd=tmp_path)
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+
+
+def test_running_sum_trains_end_to_end_in_process(tmp_path):
+    """The second organism task goes through the same Task, paraphraser, monitor and trainer."""
+    from legible.config import RunConfig
+    from legible.train.run import run_training
+
+    cfg = RunConfig.model_validate(
+        TINY_RUN
+        | {
+            "task": {"name": "running_sum", "min_steps": 3, "max_steps": 5, "modulus": 3},
+            "condition": "monitor+sensitivity",
+        }
+        | {"rl": TINY_RUN["rl"] | {"steps": 6}}
+    )
+    final = run_training(cfg, tmp_path / "run", show_progress=False, report=False)
+    assert set(final["accuracy_by_n"]) <= {"3", "4", "5"}
+    assert all(set(e["states"]) == {"0", "1", "2"} for e in final["code"].values())
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r.get("kind") == "train"]
+    assert len(train_rows) == 6 and all("term_sensitivity" in r for r in train_rows)
