@@ -21,20 +21,10 @@ from pathlib import Path
 
 from pydantic import Field
 
+from legible.audit import SUMMARY_METRICS
 from legible.config import CONDITIONS, PretrainConfig, RLConfig, RunConfig, _Strict
 from legible.train.common import progress_bar
 
-SUMMARY_METRICS = (
-    "accuracy",
-    "banned_rate",
-    "legibility",
-    "state_recoverability",
-    "state_recoverability_paraphrased",
-    "capacity_bits",
-    "capacity_bits_paraphrased",
-    "load_bearing_drop",
-    "paraphrased_answer_accuracy",
-)
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 

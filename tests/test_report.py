@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from legible.audit import SUMMARY_METRICS
 from legible.report import METRIC_DEFINITIONS, write_demo_report, write_run_report
 from legible.report.render import md_code
 
@@ -31,17 +32,7 @@ FINAL = {
     "monitor+face": (0.66, 0.04, 0.05, 0.62, 0.58, 0.09, 0.03, 0.05, 0.66),
     "monitor+sensitivity": (0.81, 0.06, 0.06, 0.78, 0.62, 0.35, 0.03, 0.22, 0.74),
 }
-KEYS = (
-    "accuracy",
-    "banned_rate",
-    "legibility",
-    "state_recoverability",
-    "state_recoverability_paraphrased",
-    "capacity_bits",
-    "capacity_bits_paraphrased",
-    "load_bearing_drop",
-    "paraphrased_answer_accuracy",
-)
+KEYS = SUMMARY_METRICS
 
 
 def _ci(values: list[float | None]) -> tuple[float | None, list[float] | None]:

@@ -143,3 +143,23 @@ def test_running_sum_trains_end_to_end_in_process(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     train_rows = [r for r in rows if r.get("kind") == "train"]
     assert len(train_rows) == 6 and all("term_sensitivity" in r for r in train_rows)
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.yaml")))
+def test_shipped_configs_validate(path):
+    from legible.config import load_config
+
+    assert load_config(path).condition.rewards
+
+
+def test_custom_condition_with_paraphrase_outcome_trains(tmp_path):
+    from legible.config import RunConfig
+    from legible.train.run import run_training
+
+    condition = {"name": "custom", "rewards": {"outcome": 1.0, "paraphrase_outcome": 0.5, "length": 0.01}}
+    cfg = RunConfig.model_validate(TINY_RUN | {"condition": condition, "rl": TINY_RUN["rl"] | {"steps": 4}})
+    run_training(cfg, tmp_path / "run", show_progress=False, report=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r.get("kind") == "train"]
+    assert len(train_rows) == 4
+    assert all(0.0 <= r["term_paraphrase_outcome"] <= 1.0 and r["term_length"] < 0 for r in train_rows)

@@ -12,17 +12,9 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-KEY_METRICS: tuple[str, ...] = (
-    "accuracy",
-    "banned_rate",
-    "legibility",
-    "state_recoverability",
-    "state_recoverability_paraphrased",
-    "capacity_bits",
-    "capacity_bits_paraphrased",
-    "load_bearing_drop",
-    "paraphrased_answer_accuracy",
-)
+from legible.audit import SUMMARY_METRICS
+
+KEY_METRICS: tuple[str, ...] = SUMMARY_METRICS
 
 METRIC_LABELS: dict[str, str] = {
     "accuracy": "accuracy",

@@ -114,7 +114,7 @@ def train_grpo(
         probs = {v: lp.detach().exp() for v, lp in answer_lp.items()}
         picks = draw(probs[view], generator)
         answers = [answer_words[i] if f else None for i, f in zip(picks.tolist(), finished)]
-        para_answers = answers
+        para_answers = answers if view == "paraphrased" else None
         if "paraphrased" in probs and view != "paraphrased":
             para_picks = draw(probs["paraphrased"], generator).tolist()
             para_answers = [answer_words[i] if f else None for i, f in zip(para_picks, finished)]
@@ -122,7 +122,7 @@ def train_grpo(
         scale = {name: (1.0 if name == "outcome" else ramp) for name in cond.rewards}
         rewards, term_values = [], {name: [] for name in cond.rewards}
         for i, (problem, cot) in enumerate(zip(problems, cots)):
-            extras = {"paraphrased_answer": para_answers[i]}
+            extras = {"paraphrased_answer": para_answers[i]} if para_answers is not None else {}
             extras |= {"answer_probs": probs["original"][i].tolist()} if "original" in probs else {}
             extras |= {"answer_probs_paraphrased": probs["paraphrased"][i].tolist()} if "paraphrased" in probs else {}
             total, values = reward(problem, cot, answers[i], extras, scale)

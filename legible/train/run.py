@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from legible.audit.organism import evaluate_organism, example_episodes
@@ -50,6 +51,14 @@ def run_training(
     paraphraser = make_paraphraser(cfg.paraphraser, task)
     monitor = monitor_for(cfg, task)
     cond = cfg.condition
+    measure = partial(
+        evaluate_organism,
+        task=task,
+        paraphraser=paraphraser,
+        monitor=monitor,
+        paraphrase_in_loop=cond.paraphrase_in_loop,
+        temperature=cfg.rl.temperature,
+    )
 
     with progress_bar(show_progress) as bars:
         if cfg.init:
@@ -70,18 +79,9 @@ def run_training(
             stage1 = pretrain(cfg, task, paraphraser, out / "stage1", resume=resume, on_step=pretrain_step)
 
         def evaluate(step, policy, face):
-            return evaluate_organism(
-                policy,
-                face,
-                task,
-                paraphraser,
-                monitor,
-                paraphrase_in_loop=cond.paraphrase_in_loop,
-                problems=cfg.rl.eval_problems,
-                seed=cfg.eval.seed + 1,
-                temperature=cfg.rl.temperature,
-                full=False,
-            ) | {"step": step}
+            return measure(policy, face, problems=cfg.rl.eval_problems, seed=cfg.eval.seed + 1, full=False) | {
+                "step": step
+            }
 
         bar = bars.add_task(f"RL: {cond.name}", total=cfg.rl.steps, info="")
 
@@ -94,17 +94,7 @@ def run_training(
             cfg, task, paraphraser, stage1, out, resume=resume, evaluate=evaluate, on_step=rl_step
         )
 
-    final = evaluate_organism(
-        policy,
-        face,
-        task,
-        paraphraser,
-        monitor,
-        paraphrase_in_loop=cond.paraphrase_in_loop,
-        problems=cfg.eval.problems,
-        seed=cfg.eval.seed,
-        temperature=cfg.rl.temperature,
-    )
+    final = measure(policy, face, problems=cfg.eval.problems, seed=cfg.eval.seed)
     final["examples_before"] = example_episodes(
         stage1, task, paraphraser, seed=cfg.eval.seed, temperature=cfg.rl.temperature
     )
