@@ -168,6 +168,9 @@ def summarise(demo: DemoConfig, out: Path, wall_seconds: float) -> dict:
         conditions[cond] = {m: mean_ci([e.get(m) for e in evals]) for m in SUMMARY_METRICS}
     no_cot = _accuracy_by_n(out / "no_cot" / "policy", demo.base, with_cot=False)
     stage1 = _accuracy_by_n(out / f"seed{demo.seeds[0]}" / "stage1" / "policy", demo.base, with_cot=True)
+    stage1["aliases"] = {
+        str(s): json.loads((out / f"seed{s}" / "stage1" / "aliases.json").read_text()) for s in demo.seeds
+    }
     stage1["per_seed"] = {
         str(s): json.loads((out / f"seed{s}" / "stage1" / "stage1.json").read_text()) for s in demo.seeds
     }

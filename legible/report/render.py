@@ -247,7 +247,8 @@ def render_html(title: str, blocks: Sequence[Block]) -> str:
     )
 
 
-def _write(directory: Path, title: str, blocks: Sequence[Block]) -> tuple[Path, Path]:
+def write_pages(directory: Path, title: str, blocks: Sequence[Block]) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` in ``directory`` from one document."""
     md_path, html_path = directory / "report.md", directory / "report.html"
     md_path.write_text(render_markdown(blocks), encoding="utf-8")
     html_path.write_text(render_html(title, blocks), encoding="utf-8")
@@ -513,6 +514,18 @@ def write_demo_report(demo_dir: Path) -> tuple[Path, Path]:
     )
     blocks.append(Para([Code("legible demo"), text]))
     blocks.append(Items([[Code(c), ": " + CONDITION_DEFINITIONS.get(c, "a custom condition")] for c in names]))
+    aliases = stage1.get("aliases") or {}
+    if aliases:
+        seed_key, entry = next(iter(aliases.items()))
+        named = ", ".join(f"{', '.join(words)} for {state}" for state, words in entry["aliases"].items())
+        blocks.append(
+            Para(
+                f"Prior associations: the stage-1 corpus writes {entry['rate']:.0%} of state slots with a "
+                f"seed-specific alias (seed {seed_key}: {named}), standing in for the rare other names an LLM's "
+                "corpus holds for things. The monitor does not know them. Without any, the tiny model had no "
+                "substitute to find and RL under the monitor only sharpened the legible CoT or collapsed to guessing."
+            )
+        )
 
     blocks.append(Heading(2, "Claims"))
     claims = summary.get("claims") or []
@@ -606,7 +619,7 @@ def write_demo_report(demo_dir: Path) -> tuple[Path, Path]:
         code = evals[c].get("code")
         blocks.append(_code_table(code) if code else Para("No word was used often enough to be tabulated."))
 
-    return _write(demo_dir, "legible demo report", blocks)
+    return write_pages(demo_dir, "legible demo report", blocks)
 
 
 # --------------------------------------------------------------------------- a single run
@@ -719,4 +732,4 @@ def write_run_report(run_dir: Path) -> tuple[Path, Path]:
     if cfg_text is not None:
         blocks.append(Heading(2, "Config"))
         blocks.append(Pre(cfg_text))
-    return _write(run_dir, title, blocks)
+    return write_pages(run_dir, title, blocks)
