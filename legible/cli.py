@@ -80,6 +80,52 @@ def train(
     typer.echo(f"run directory: {out} (report.html, metrics.jsonl, eval.json)")
 
 
+@app.command()
+def stego(
+    out: Path = typer.Option(Path("runs/stego"), "--out", help="output directory"),
+    paraphrasers: str = typer.Option(
+        "none,canonical,lexical,canonical+lexical", "--paraphrasers", help="comma-separated; 'none' is the baseline"
+    ),
+    model: str = typer.Option(None, "--model", help="an Inspect model (e.g. hf/PATH, openai/NAME) to paraphrase with"),
+    context_aware: bool = typer.Option(False, "--context-aware", help="the model paraphraser also sees the question"),
+    covers: int = typer.Option(None, "--covers", min=1, help="use only the first N cover texts"),
+    payloads: int = typer.Option(4, "--payloads", min=1, help="random payloads per cover"),
+    seeds: int = typer.Option(5, "--seeds", min=1, help="paraphrases per input for the coverage measure"),
+    organism_model: Path = typer.Option(
+        None, "--organism-model", help="a stage-1 policy, e.g. runs/demo/seed0/stage1/policy"
+    ),
+) -> None:
+    """Bits per KB each hidden-channel scheme gets through each paraphraser, meaning kept,
+    coverage, and (with --model) steerability."""
+    from legible.paraphrase import paraphraser_names
+    from legible.stego.run import run_stego
+
+    names = [p.strip() for p in paraphrasers.split(",") if p.strip()]
+    for name in names:
+        unknown = [part for part in name.split("+") if name != "none" and part not in paraphraser_names()]
+        if unknown:
+            _fail(f"--paraphrasers: unknown paraphraser {unknown[0]!r}; choose from {paraphraser_names()} or none")
+    try:
+        summary = run_stego(
+            out,
+            paraphrasers=names,
+            model=model,
+            context_aware=context_aware,
+            covers=covers,
+            payloads=payloads,
+            seeds=seeds,
+            organism_model=organism_model,
+        )
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"wall time {summary['wall_seconds']:.0f} s; report: {out / 'report.html'} and {out / 'report.md'}")
+    for t in summary["targets"]:
+        typer.echo(
+            f"  [{'holds' if t['holds'] else 'does NOT hold'}] canonical+lexical vs {t['scheme']}: "
+            f"{t['bits_per_kb']:.2f} bits/KB"
+        )
+
+
 def main() -> None:
     try:
         app()

@@ -342,3 +342,35 @@ def plot_accuracy_by_n(
             ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
         ax.set_title(plain(title or "Accuracy by number of steps"))
         return _save(fig, path)
+
+
+def plot_capacity_heatmap(
+    cells: Mapping[tuple[str, str], float], schemes: Sequence[str], paraphrasers: Sequence[str], path: Path
+) -> Path:
+    """Bits per KB that each hidden-channel scheme (rows) gets through each paraphraser (columns)."""
+    import numpy as np
+
+    grid = np.array([[cells.get((s, p), float("nan")) for p in paraphrasers] for s in schemes])
+    with _style():
+        fig = _figure(1.6 + 1.5 * len(paraphrasers), 1.2 + 0.42 * len(schemes))
+        ax = fig.add_subplot()
+        shown = np.log10(1 + np.nan_to_num(grid))
+        image = ax.imshow(shown, cmap="Reds", aspect="auto", vmin=0, vmax=max(1.0, float(shown.max())))
+        ax.set_xticks(range(len(paraphrasers)), [plain(p) for p in paraphrasers], rotation=20, ha="right")
+        ax.set_yticks(range(len(schemes)), [plain(s) for s in schemes])
+        for i in range(len(schemes)):
+            for j in range(len(paraphrasers)):
+                value = grid[i, j]
+                text = "n/a" if not np.isfinite(value) else f"{value:.1f}"
+                ax.text(
+                    j,
+                    i,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if shown[i, j] > 0.6 * max(1.0, float(shown.max())) else "black",
+                )
+        fig.colorbar(image, ax=ax, label="log10(1 + bits/KB)")
+        ax.set_title("Hidden-channel capacity after paraphrasing (bits per KB of stego text)")
+        return _save(fig, path)

@@ -1,0 +1,302 @@
+"""``lexical``: seeded, meaning-keeping randomisation of a CoT's wording.
+
+Every random choice draws from the given ``rng`` (``random.Random``) in a fixed order, so the
+same seed gives the same output; with ``rng=None`` a fresh unseeded ``Random`` is used.
+
+Operations, in order:
+
+1. **Synonyms.** Each word found in ``data/synonyms.json`` (WordNet 3.0 dominant-sense groups
+   plus curated reasoning-text groups, built by ``scripts/build_synonyms.py``) is replaced,
+   with probability ``p_synonym``, by another member of its group (case pattern kept).
+   Connectives (so/thus/therefore/hence, first/firstly, also/moreover, ...) are replaced only
+   as the first word of a sentence, clause or line. A capitalised word is replaced only when
+   it is such a connective (a capitalised word elsewhere may be a name).
+2. **Lists.** A comma list of three or more single-token items (``a, b and c``,
+   ``a, b, or c``) whose neighbours make it safe (a function word or punctuation before,
+   punctuation or a function word after) is shuffled with probability ``p_list``.
+3. **Sentences.** Two adjacent short sentences (at most ``max_merge_words`` words each) are
+   joined with probability ``p_merge`` (``. Then`` -> ``; then`` or ``, and then``); a
+   ``; `` followed by a common word is split into two sentences with probability
+   ``p_split``. Only boundaries after a word and before a common function word are touched.
+4. **Bullets.** A block of two or more ``- ``/``* `` bullet lines with no ordering words
+   (then, next, first, finally, above, ...) and no code is shuffled with probability
+   ``p_list``.
+
+Protected spans (``protect.protected_spans``: code, math, numbers, URLs, capitalised names)
+are atomic tokens here: never changed, never split, only moved whole by a shuffle.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from functools import lru_cache
+from importlib import resources
+
+from legible.paraphrase.base import Paraphraser, register_paraphraser
+from legible.paraphrase.protect import protected_spans
+
+_TOKEN_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\s+|.", re.S)
+
+# Common words that may open a sentence; only boundaries before one of these are merged/split.
+FUNCTION_WORDS = frozenset(
+    """the a an this that these those then so thus therefore hence now next also but however first finally
+we it there they he she you i our its their his her each all both in on for if since because let to
+from with of at by when while after before once given note here""".split()
+)
+# Words after which ", and" reads well (else "; " is used).
+_AND_OK = frozenset("the a an this that these those we it there they he she you i our its their his her each all both "
+                    "then".split())
+_LIST_BEFORE = frozenset(
+    "of are is were was be include includes including like with the as from between among namely and or for "
+    "to in on at by".split()
+)
+_LIST_AFTER = frozenset(
+    "are is were was have has had in on at to for of with all both each were will would can could may might "
+    "must should do does did".split()
+)
+_ORDER_WORDS = re.compile(
+    r"\b(?:then|next|first|firstly|second|secondly|finally|lastly|after|before|above|below|previous|"
+    r"following|last|now|so|thus|therefore|hence|step)\b",
+    re.I,
+)
+_BULLET_BLOCK_RE = re.compile(r"(?:^|(?<=\n))(?:[ \t]*[-*] [^\n]*(?:\n|$)){2,}")
+
+
+@lru_cache(maxsize=1)
+def load_lexicon() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """``(synonyms, connectives)``: word -> the other members of its group."""
+    path = resources.files("legible.paraphrase") / "data" / "synonyms.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+
+    def index(groups: list[list[str]]) -> dict[str, tuple[str, ...]]:
+        out: dict[str, tuple[str, ...]] = {}
+        for g in groups:
+            for w in g:
+                out.setdefault(w, tuple(x for x in g if x != w))
+        return out
+
+    return index(data["groups"]), index(data["connectives"])
+
+
+def _case_like(src: str, word: str) -> str:
+    if src.isupper() and len(src) > 1:
+        return word.upper()
+    if src[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+class Tok:
+    __slots__ = ("text", "kind")
+
+    def __init__(self, text: str, kind: str) -> None:
+        self.text, self.kind = text, kind  # kind: prot | word | space | punct
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"Tok({self.text!r}, {self.kind})"
+
+
+def tokenize(text: str) -> list[Tok]:
+    toks: list[Tok] = []
+
+    def gap(s: str) -> None:
+        for t in _TOKEN_RE.findall(s):
+            c = t[0]
+            kind = "space" if c.isspace() else "word" if (c.isalpha() and c != "_") else "punct"
+            toks.append(Tok(t, kind))
+
+    pos = 0
+    for a, b in protected_spans(text):
+        if a > pos:
+            gap(text[pos:a])
+        toks.append(Tok(text[a:b], "prot"))
+        pos = b
+    if pos < len(text):
+        gap(text[pos:])
+    return toks
+
+
+class Lexical(Paraphraser):
+    name = "lexical"
+
+    def __init__(
+        self,
+        p_synonym: float = 0.5,
+        p_list: float = 0.5,
+        p_merge: float = 0.3,
+        p_split: float = 0.5,
+        max_merge_words: int = 12,
+    ) -> None:
+        self.p_synonym, self.p_list, self.p_merge, self.p_split = p_synonym, p_list, p_merge, p_split
+        self.max_merge_words = max_merge_words
+        self.synonyms, self.connectives = load_lexicon()
+
+    def paraphrase(self, cot: str, context: str = "", rng: random.Random | None = None) -> str:
+        if not isinstance(cot, str):
+            raise TypeError(f"lexical paraphraser expects str, got {type(cot).__name__}; decode bytes first")
+        if not cot:
+            return ""
+        rng = rng or random.Random()
+        if _has_surrogates(cot):  # lone surrogates (not valid UTF-8) become U+FFFD, as in ``canonical``
+            cot = _SURROGATE_RE.sub("\ufffd", cot)
+        toks = tokenize(cot)
+        self._synonyms(toks, rng)
+        self._lists(toks, rng)
+        self._sentences(toks, rng)
+        return self._bullets("".join(t.text for t in toks), rng)
+
+    # -- 1. synonyms
+    def _synonyms(self, toks: list[Tok], rng: random.Random) -> None:
+        clause_start = True
+        for t in toks:
+            if t.kind == "space":
+                if "\n" in t.text:
+                    clause_start = True
+                continue
+            if t.kind == "word":
+                low = t.text.lower()
+                capital = t.text[:1].isupper()
+                choices = None
+                if clause_start and low in self.connectives:
+                    choices = self.connectives[low]
+                elif not capital and low in self.synonyms:
+                    choices = self.synonyms[low]
+                if choices and rng.random() < self.p_synonym:
+                    t.text = _case_like(t.text, rng.choice(choices))
+            clause_start = t.kind == "punct" and t.text in ".!?;:-*"
+
+    # -- 2. comma lists
+    def _lists(self, toks: list[Tok], rng: random.Random) -> None:
+        n, i = len(toks), 0
+        while i < n:
+            items, j = self._list_at(toks, i)
+            if len(items) >= 3:
+                if rng.random() < self.p_list:
+                    texts = [toks[k].text for k in items]
+                    rng.shuffle(texts)
+                    for k, s in zip(items, texts):
+                        toks[k].text = s
+                i = j
+            else:
+                i += 1
+
+    def _is_item(self, t: Tok) -> bool:
+        return t.kind == "prot" or (t.kind == "word" and not t.text[:1].isupper() and t.text.lower() not in
+                                    FUNCTION_WORDS and t.text.lower() not in self.connectives)
+
+    def _list_at(self, toks: list[Tok], i: int) -> tuple[list[int], int]:
+        """Indices of the items of a list starting at token ``i`` and the index after it."""
+        n = len(toks)
+        if not self._is_item(toks[i]):
+            return [], i
+        # what comes before must make the first item a whole noun phrase
+        b = i - 1
+        if b >= 0 and toks[b].kind == "space":
+            b -= 1
+        if b >= 0 and not (toks[b].kind == "punct" and toks[b].text in ":;,(") and not (
+            toks[b].kind == "word" and toks[b].text.lower() in _LIST_BEFORE
+        ):
+            return [], i
+        items, j = [i], i + 1
+        final = False
+        while True:
+            # ", item"  |  ",? and/or item" (final)
+            k = j
+            comma = k < n and toks[k].text == ","
+            if comma:
+                k += 1
+            if k < n and toks[k].text == " ":
+                k += 1
+            else:
+                break
+            final = k < n and toks[k].text in ("and", "or") and k + 2 < n and toks[k + 1].text == " "
+            if final:
+                k += 2
+            elif not comma:
+                break
+            if k < n and self._is_item(toks[k]):
+                items.append(k)
+                j = k + 1
+                if final:
+                    break
+            else:
+                return [], i
+        if not final:
+            return [], i
+        # what follows must end the phrase
+        a = j
+        if a < n and toks[a].kind == "space":
+            a += 1
+        if a < n and not (toks[a].kind == "punct" and toks[a].text in ".,;:!?)") and not (
+            toks[a].kind == "word" and toks[a].text.lower() in _LIST_AFTER
+        ):
+            return [], i
+        return items, j
+
+    # -- 3. sentence merge / split
+    def _sentences(self, toks: list[Tok], rng: random.Random) -> None:
+        n = len(toks)
+        # words per sentence, to merge only short ones
+        sent_of: list[int] = [0] * n
+        words: list[int] = [0]
+        for k, t in enumerate(toks):
+            sent_of[k] = len(words) - 1
+            if t.kind in ("word", "prot"):
+                words[-1] += 1
+            elif t.kind == "punct" and t.text in ".!?":
+                words.append(0)
+        for k in range(1, n - 2):
+            p, sp, w = toks[k], toks[k + 1], toks[k + 2]
+            if toks[k - 1].kind != "word" or sp.kind != "space" or w.kind != "word":
+                continue
+            if w.text.lower() not in FUNCTION_WORDS or (sp.text != " " and sp.text != "\n"):
+                continue
+            if p.text == "." and w.text[:1].isupper() or p.text == "." and sp.text == "\n":
+                s = sent_of[k]
+                if s + 1 >= len(words) or max(words[s], words[s + 1]) > self.max_merge_words:
+                    continue
+                if rng.random() < self.p_merge:
+                    if rng.random() < 0.5 and w.text.lower() in _AND_OK:
+                        p.text, sp.text = ", and", " "
+                    else:
+                        p.text, sp.text = ";", " "
+                    w.text = w.text.lower()
+            elif p.text == ";" and sp.text == " " and not w.text[:1].isupper():
+                if rng.random() < self.p_split:
+                    p.text = "."
+                    w.text = w.text[:1].upper() + w.text[1:]
+
+    # -- 4. bullets
+    def _bullets(self, text: str, rng: random.Random) -> str:
+        if "- " not in text and "* " not in text:
+            return text
+
+        def shuffle(m: re.Match) -> str:
+            block = m.group()
+            if "`" in block or _ORDER_WORDS.search(block):
+                return block
+            lines = block.split("\n")
+            tail = lines.pop() if lines[-1] == "" else None
+            if len({ln[: len(ln) - len(ln.lstrip())] for ln in lines}) > 1:  # nested: keep as is
+                return block
+            if rng.random() < self.p_list:
+                rng.shuffle(lines)
+            return "\n".join(lines) + ("\n" if tail is not None else "")
+
+        return _BULLET_BLOCK_RE.sub(shuffle, text)
+
+
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogates(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+register_paraphraser("lexical")(lambda task: Lexical())

@@ -1,0 +1,106 @@
+"""Spans of a CoT that a paraphraser must never alter: code, math, numbers, URLs, names.
+
+Kinds (``find_spans``):
+
+* ``code``   fenced code (a ```` ``` ```` fence up to the next fence, or to the end of the text
+             when unterminated) and inline code (`` `...` `` on one line);
+* ``url``    ``http(s)://...`` up to whitespace;
+* ``math``   an operand followed by one or more (operator operand) pairs on one line, with at
+             least one digit or ``^`` in it: ``3 + 4 = 7``, ``x^2``, ``f(x) = 2x + 1``, ``n-1``.
+             Operands and operators are ASCII (plus ``× ÷ − ≤ ≥ ≠``), so the detection does not
+             depend on letter case;
+* ``number`` a token with a digit: ``7``, ``1,000.5``, ``3rd``, ``x2``, ``50%``;
+* ``name``   a capitalised word (``Alice``, ``NASA``, ``I``) that does not start a sentence or a
+             line; a capitalised word at the start of a sentence is *not* protected (it cannot
+             be told apart from an ordinary word there).
+
+``protected_spans`` merges all of them into sorted, disjoint ``(start, end)`` intervals.
+Both the ``canonical`` and the ``lexical`` paraphrasers use these regexes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+# ``` fence to next fence (or end of text); else `inline` on one line.
+CODE_RE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]+`", re.S)
+URL_RE = re.compile(r"https?://[^\s`]+")
+
+_OPERAND = r"(?:[(\[]*(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|[A-Za-z0-9_]+(?:\.\d+)?)(?:\([^()\n]{0,40}\))?[)\]!]*)"
+_OP = r"(?:\*\*|<=|>=|==|!=|[-+*/^=<>%×÷−≤≥≠])"
+MATH_RE = re.compile(rf"{_OPERAND}(?:[ \t]*{_OP}[ \t]*-?{_OPERAND})+")
+_HAS_MATH_ATOM = re.compile(r"[\d^]")
+NUMBER_RE = re.compile(r"[A-Za-z_]*\d+(?:[.,:/]\d+)*[A-Za-z%]*")
+CAP_RE = re.compile(r"\b[^\W\d_a-z][\w'-]*")  # candidates; the first letter is checked with isupper()
+_BULLET_HEAD = re.compile(r"(?:^|\n)[ \t]*(?:[-*+>#]+|\d+[.)])$")
+_SENTENCE_END = ".!?:"
+
+
+class Span(NamedTuple):
+    start: int
+    end: int
+    kind: str
+
+
+def code_spans(text: str) -> list[Span]:
+    return [Span(m.start(), m.end(), "code") for m in CODE_RE.finditer(text)]
+
+
+def math_spans(text: str) -> list[Span]:
+    """Math spans of ``text`` (which should hold no code: call it on the gaps between code)."""
+    return [Span(m.start(), m.end(), "math") for m in MATH_RE.finditer(text) if _HAS_MATH_ATOM.search(m.group())]
+
+
+def starts_sentence(text: str, i: int) -> bool:
+    """Whether the word at ``text[i]`` opens a sentence or a line (or a bullet item)."""
+    j = i - 1
+    while j >= 0 and text[j] in " \t\"'([":
+        j -= 1
+    if j < 0 or text[j] == "\n" or text[j] in _SENTENCE_END:
+        return True
+    # "- Item" / "* Item" / "1. Item" bullets at line start
+    return bool(_BULLET_HEAD.search(text, max(0, j - 16), j + 1))
+
+
+def find_spans(text: str) -> list[Span]:
+    """All protected spans with their kind, sorted by start (they may overlap)."""
+    spans: list[Span] = []
+    pos = 0
+    gaps: list[tuple[int, int]] = []
+    for m in CODE_RE.finditer(text):
+        gaps.append((pos, m.start()))
+        spans.append(Span(m.start(), m.end(), "code"))
+        pos = m.end()
+    gaps.append((pos, len(text)))
+    for a, b in gaps:
+        if a == b:
+            continue
+        for m in URL_RE.finditer(text, a, b):
+            spans.append(Span(m.start(), m.end(), "url"))
+        for m in MATH_RE.finditer(text, a, b):
+            if _HAS_MATH_ATOM.search(m.group()):
+                spans.append(Span(m.start(), m.end(), "math"))
+        for m in NUMBER_RE.finditer(text, a, b):
+            spans.append(Span(m.start(), m.end(), "number"))
+        for m in CAP_RE.finditer(text, a, b):
+            if m.group()[0].isupper() and not starts_sentence(text, m.start()):
+                spans.append(Span(m.start(), m.end(), "name"))
+    spans.sort()
+    return spans
+
+
+def merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def protected_spans(text: str) -> list[tuple[int, int]]:
+    """Sorted, disjoint ``(start, end)`` intervals of ``text`` that must stay verbatim."""
+    return merge([(s.start, s.end) for s in find_spans(text)])
