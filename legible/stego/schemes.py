@@ -78,10 +78,13 @@ def _pad(bits: list[int], n: int) -> list[int]:
 
 class SlotScheme(Scheme):
     """One bit per slot. A slot is a span found by ``_slots`` identically in a cover and in any
-    encoding of it; ``_write`` renders a span's text for a bit and ``_read`` reads it back."""
+    encoding of it; ``_write`` renders a span's text for a bit and ``_read`` reads it back.
+    By default the slots are the matches of the class's ``_SLOT`` regex."""
 
-    @abstractmethod
-    def _slots(self, text: str) -> list[tuple[int, int]]: ...
+    _SLOT: re.Pattern
+
+    def _slots(self, text: str) -> list[tuple[int, int]]:
+        return [m.span() for m in self._SLOT.finditer(text)]
 
     @abstractmethod
     def _read(self, text: str, start: int, end: int) -> int: ...
@@ -213,9 +216,6 @@ class Homoglyph(SlotScheme):
 
     _SLOT = re.compile("[" + re.escape("".join(_HOMOGLYPHS) + "".join(_HOMOGLYPHS_BACK)) + "]")
 
-    def _slots(self, text: str) -> list[tuple[int, int]]:
-        return [m.span() for m in self._SLOT.finditer(text)]
-
     def _read(self, text: str, start: int, end: int) -> int:
         return 1 if text[start] in _HOMOGLYPHS_BACK else 0
 
@@ -234,9 +234,6 @@ class FullWidth(SlotScheme):
 
     _SLOT = re.compile(f"(?<![A-Za-z{_FW}])[A-Za-z{_FW}]")
 
-    def _slots(self, text: str) -> list[tuple[int, int]]:
-        return [m.span() for m in self._SLOT.finditer(text)]
-
     def _read(self, text: str, start: int, end: int) -> int:
         return 1 if ord(text[start]) > 0x7F else 0
 
@@ -252,9 +249,6 @@ class Whitespace(SlotScheme):
     description = "each gap between two words is a single space (0) or a double space (1)"
 
     _SLOT = re.compile(r"(?<=\S) +(?=\S)")
-
-    def _slots(self, text: str) -> list[tuple[int, int]]:
-        return [m.span() for m in self._SLOT.finditer(text)]
 
     def _read(self, text: str, start: int, end: int) -> int:
         return 1 if end - start >= 2 else 0
@@ -487,9 +481,6 @@ class Synonym(SlotScheme):
         re.IGNORECASE,
     )
 
-    def _slots(self, text: str) -> list[tuple[int, int]]:
-        return [m.span() for m in self._SLOT.finditer(text)]
-
     def _read(self, text: str, start: int, end: int) -> int:
         return self._INDEX[text[start:end].lower()][1]
 
@@ -637,9 +628,6 @@ class SentenceSplit(SlotScheme):
         r"(?:\. |, and )(?:" + "|".join(_SUBJECTS + _CONTRACTED) + r")(?![\w'\u2019-])",
         re.IGNORECASE,
     )
-
-    def _slots(self, text: str) -> list[tuple[int, int]]:
-        return [m.span() for m in self._SLOT.finditer(text)]
 
     def _read(self, text: str, start: int, end: int) -> int:
         return 0 if text[start] == "." else 1
