@@ -50,7 +50,7 @@ from decimal import Decimal
 from importlib import resources
 
 from legible.paraphrase.base import Paraphraser, register_paraphraser
-from legible.paraphrase.protect import CODE_RE, MATH_RE
+from legible.paraphrase.protect import CODE_RE, iter_math
 
 # ---------------------------------------------------------------------------- char level
 
@@ -124,13 +124,21 @@ def _build_table() -> dict[int, str]:
 
 
 TABLE = _build_table()
-_CHAR_RE = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(TABLE)) + "]")
 _ASCII_CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
-def _sub_table(m: re.Match) -> str:
-    return TABLE[ord(m.group())]
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
+
+
+def _char_piece(text: str) -> str:
+    """Steps 2-3 on a piece that is closed under NFKC (see ``char_level``)."""
+    for _ in range(8):
+        text = unicodedata.normalize("NFKC", text)
+        text = text.translate(TABLE)
+        if unicodedata.is_normalized("NFKC", text):
+            break
+    return text
 
 
 def char_level(text: str) -> str:
@@ -145,12 +153,28 @@ def char_level(text: str) -> str:
     except UnicodeEncodeError:
         text = _SURROGATE_RE.sub("\ufffd", text)
     text = text.replace("\r\n", "\n")
-    for _ in range(8):
-        text = unicodedata.normalize("NFKC", text)
-        text = _CHAR_RE.sub(_sub_table, text)
-        if unicodedata.is_normalized("NFKC", text):
-            break
-    return text
+    if _ASCII_CTRL_RE.search(text):
+        return _char_piece(text)
+    # A printable ASCII character, tab or newline neither decomposes, nor is in TABLE, nor composes with
+    # what precedes it, so NFKC and TABLE act independently on the pieces between them: only runs of
+    # non-ASCII characters (with the one character before, a possible base of a combining mark) change.
+    out: list[str] = []
+    pos = 0
+    start = end = -1
+    for m in _NON_ASCII_RE.finditer(text):
+        i = m.start()
+        if i == end:
+            end += 1
+            continue
+        if end >= 0:
+            out.append(text[pos:start])
+            out.append(_char_piece(text[start:end]))
+            pos = end
+        start, end = (i - 1 if i else i), i + 1
+    out.append(text[pos:start])
+    out.append(_char_piece(text[start:end]))
+    out.append(text[end:])
+    return "".join(out)
 
 
 # ---------------------------------------------------------------------------- numbers
@@ -326,7 +350,7 @@ def token_level(text: str) -> str:
         text = _SEPARATORS_RE.sub(lambda m: m.group().replace(",", ""), text)
     out: list[str] = []
     pos = 0
-    for m in MATH_RE.finditer(text):
+    for m in iter_math(text):
         g = m.group()
         if not re.search(r"[\d^]", g):
             continue

@@ -31,6 +31,47 @@ _OPERAND = r"(?:[(\[]*(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|[A-Za-z0-9_]+(?:\.\d+)?)(?
 _OP = r"(?:\*\*|<=|>=|==|!=|[-+*/^=<>%×÷−≤≥≠])"
 MATH_RE = re.compile(rf"{_OPERAND}(?:[ \t]*{_OP}[ \t]*-?{_OPERAND})+")
 _HAS_MATH_ATOM = re.compile(r"[\d^]")
+_OP_CHAR_RE = re.compile(r"[-+*/^=<>%!×÷−≤≥≠]")  # first characters of ``_OP``
+_OPERAND_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_,.()[]!")
+_OPERAND_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_([")
+
+
+def iter_math(text: str, pos: int = 0, endpos: int | None = None):
+    """The matches of ``MATH_RE.finditer(text, pos, endpos)``, found by trying ``MATH_RE.match`` only just
+    before operator characters (a match holds one, and spans no line break)."""
+    if endpos is None:
+        endpos = len(text)
+    op_search = _OP_CHAR_RE.search
+    match = MATH_RE.match
+    while True:
+        o = op_search(text, pos, endpos)
+        if o is None:
+            return
+        q = o.start()
+        lo = max(pos, text.rfind("\n", 0, q) + 1)
+        # A match starting at p < q reads, up to q: brackets, an operand of _OPERAND_CHARS (other characters
+        # only inside its "(...)", of at most 40 characters), then spaces or tabs. So it starts after the last
+        # other character, unless that character may be inside a "(...)" (then the line start bounds it).
+        j = q
+        while j > lo and text[j - 1] in " \t":
+            j -= 1
+        k = j
+        while k > lo and text[k - 1] in _OPERAND_CHARS:
+            k -= 1
+        s = lo if (k > lo and (")" in text[k:j] or "(" in text[max(lo, k - 42) : k])) else k
+        found = None
+        for x in range(s, q):
+            if text[x] in _OPERAND_START:
+                found = match(text, x, endpos)
+                if found is not None:
+                    break
+        if found is None:
+            pos = q + 1
+            continue
+        yield found
+        pos = found.end()
+
+
 NUMBER_RE = re.compile(r"[A-Za-z_]*\d+(?:[.,:/]\d+)*[A-Za-z%]*")
 CAP_RE = re.compile(r"\b[^\W\d_a-z][\w'-]*")  # candidates; the first letter is checked with isupper()
 _BULLET_HEAD = re.compile(r"(?:^|\n)[ \t]*(?:[-*+>#]+|\d+[.)])$")
