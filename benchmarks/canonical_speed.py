@@ -23,10 +23,28 @@ import unicodedata
 
 from legible.paraphrase.canonical import canonicalize
 
-WORDS = ("the answer is so we need to compute total value check first then result because each step "
-         "gives us a number and it seems correct but wait let me verify again carefully").split()
-EXTRAS = ["1,000", "one thousand", "twenty-one", "x^2 + 3 = 7", "`f(x)`", "Alice", "42", "3.5", "...", "!!",
-          "\u201cquoted\u201d", "\u2014", "w\u200bord", "\u0430pple", "\uff21BC", "caf\u00e9"]
+WORDS = (
+    "the answer is so we need to compute total value check first then result because each step "
+    "gives us a number and it seems correct but wait let me verify again carefully"
+).split()
+EXTRAS = [
+    "1,000",
+    "one thousand",
+    "twenty-one",
+    "x^2 + 3 = 7",
+    "`f(x)`",
+    "Alice",
+    "42",
+    "3.5",
+    "...",
+    "!!",
+    "\u201cquoted\u201d",
+    "\u2014",
+    "w\u200bord",
+    "\u0430pple",
+    "\uff21BC",
+    "caf\u00e9",
+]
 
 
 def make_text(n_bytes: int, rng: random.Random, ascii_only: bool) -> str:

@@ -21,8 +21,29 @@ SAMPLE = (
     "the final answer is 42. Maybe we should verify the quick calculation; then we find the answer."
 )
 pieces = st.sampled_from(
-    ["one thousand", "1,000", "twenty-one", "x^2 + 1", "`code`", "```\nX = 1\n```", "Alice", "...", "!!!",
-     "\u200b", "\u0430", "\uff21", "\u201c", "- item\n", "\n\n", "  ", "then", "So", "; ", ". ", ", and "]
+    [
+        "one thousand",
+        "1,000",
+        "twenty-one",
+        "x^2 + 1",
+        "`code`",
+        "```\nX = 1\n```",
+        "Alice",
+        "...",
+        "!!!",
+        "\u200b",
+        "\u0430",
+        "\uff21",
+        "\u201c",
+        "- item\n",
+        "\n\n",
+        "  ",
+        "then",
+        "So",
+        "; ",
+        ". ",
+        ", and ",
+    ]
 )
 mixed = st.lists(st.one_of(st.text(max_size=8), pieces), max_size=12).map("".join)
 
@@ -87,8 +108,10 @@ def test_lexical_lists_and_sentences():
     lex = Lexical(p_synonym=0, p_list=1, p_merge=1, p_split=1)
     out = lex.paraphrase("We need apples, pears and plums. Then we eat; we rest.", rng=random.Random(0))
     assert "; we rest" not in out and "We rest" in out and ". Then" not in out
-    outs = {Lexical(p_synonym=0, p_list=1).paraphrase("the list of apples, pears and plums.", rng=random.Random(s))
-            for s in range(10)}
+    outs = {
+        Lexical(p_synonym=0, p_list=1).paraphrase("the list of apples, pears and plums.", rng=random.Random(s))
+        for s in range(10)
+    }
     words = sorted("the list of apples pears and plums".split())
     assert len(outs) > 1 and all(sorted(o.replace(",", "").rstrip(".").split()) == words for o in outs)
 
@@ -97,12 +120,28 @@ names = st.sampled_from(["Alice", "Bob", "Paris", "Einstein", "NASA"])
 numbers = st.integers(0, 10**6).map(str) | st.sampled_from(["1,000.5", "3.14", "42"])
 codes = st.sampled_from(["`x = 1`", "`print(a, b)`", "```\nfor i in range(3):\n    pass\n```"])
 maths = st.sampled_from(["3 + 4 = 7", "x^2", "2*y - 1", "f(x) = 2x + 1"])
-fillers = st.sampled_from(["so", "the answer is", "we check", "first,", "also", "big and quick", "; then",
-                           ". Then", "apples, pears and plums", "\n- item\n", "therefore", "because"])
+fillers = st.sampled_from(
+    [
+        "so",
+        "the answer is",
+        "we check",
+        "first,",
+        "also",
+        "big and quick",
+        "; then",
+        ". Then",
+        "apples, pears and plums",
+        "\n- item\n",
+        "therefore",
+        "because",
+    ]
+)
 
 
-@given(st.lists(st.tuples(fillers, st.one_of(names, numbers, codes, maths)), min_size=1, max_size=8),
-       st.integers(0, 2**32 - 1))
+@given(
+    st.lists(st.tuples(fillers, st.one_of(names, numbers, codes, maths)), min_size=1, max_size=8),
+    st.integers(0, 2**32 - 1),
+)
 def test_lexical_never_alters_protected(parts, seed):
     text = " ".join(f"{f} {p}" for f, p in parts)
     out = Lexical().paraphrase(text, rng=random.Random(seed))

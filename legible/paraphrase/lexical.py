@@ -46,8 +46,9 @@ we it there they he she you i our its their his her each all both in on for if s
 from with of at by when while after before once given note here""".split()
 )
 # Words after which ", and" reads well (else "; " is used).
-_AND_OK = frozenset("the a an this that these those we it there they he she you i our its their his her each all both "
-                    "then".split())
+_AND_OK = frozenset(
+    "the a an this that these those we it there they he she you i our its their his her each all both then".split()
+)
 _LIST_BEFORE = frozenset(
     "of are is were was be include includes including like with the as from between among namely and or for "
     "to in on at by".split()
@@ -183,8 +184,12 @@ class Lexical(Paraphraser):
                 i += 1
 
     def _is_item(self, t: Tok) -> bool:
-        return t.kind == "prot" or (t.kind == "word" and not t.text[:1].isupper() and t.text.lower() not in
-                                    FUNCTION_WORDS and t.text.lower() not in self.connectives)
+        return t.kind == "prot" or (
+            t.kind == "word"
+            and not t.text[:1].isupper()
+            and t.text.lower() not in FUNCTION_WORDS
+            and t.text.lower() not in self.connectives
+        )
 
     def _list_at(self, toks: list[Tok], i: int) -> tuple[list[int], int]:
         """Indices of the items of a list starting at token ``i`` and the index after it."""
@@ -195,8 +200,10 @@ class Lexical(Paraphraser):
         b = i - 1
         if b >= 0 and toks[b].kind == "space":
             b -= 1
-        if b >= 0 and not (toks[b].kind == "punct" and toks[b].text in ":;,(") and not (
-            toks[b].kind == "word" and toks[b].text.lower() in _LIST_BEFORE
+        if (
+            b >= 0
+            and not (toks[b].kind == "punct" and toks[b].text in ":;,(")
+            and not (toks[b].kind == "word" and toks[b].text.lower() in _LIST_BEFORE)
         ):
             return [], i
         items, j = [i], i + 1
@@ -229,8 +236,10 @@ class Lexical(Paraphraser):
         a = j
         if a < n and toks[a].kind == "space":
             a += 1
-        if a < n and not (toks[a].kind == "punct" and toks[a].text in ".,;:!?)") and not (
-            toks[a].kind == "word" and toks[a].text.lower() in _LIST_AFTER
+        if (
+            a < n
+            and not (toks[a].kind == "punct" and toks[a].text in ".,;:!?)")
+            and not (toks[a].kind == "word" and toks[a].text.lower() in _LIST_AFTER)
         ):
             return [], i
         return items, j
