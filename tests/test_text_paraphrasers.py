@@ -55,6 +55,15 @@ def test_canonical_idempotent_and_deterministic(text):
     assert canonicalize(text) == once
 
 
+def test_canonical_keeps_code_spans_in_place_around_an_unclosed_fence():
+    """Found by hypothesis: a placeholder the prose steps deleted moved "`0`" to the end."""
+    text = "¿`0```\nX = 1\n```"
+    once = canonicalize(text)
+    assert once.index("`0`") < once.index("X = 1")  # the math span keeps its case
+    assert canonicalize(once) == once
+    assert canonicalize("a \ue000 `x` b") == canonicalize(canonicalize("a \ue000 `x` b"))
+
+
 @given(mixed)
 def test_canonical_idempotent_on_structured_text(text):
     once = canonicalize(text)

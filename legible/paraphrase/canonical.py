@@ -294,7 +294,11 @@ _SENT_END_RE = re.compile(r"(?<=[^\d\s.!?][.!?]) (?=\S)")
 _SENT_END_NUM_RE = re.compile(r"([^\n\d.]\d+(?:\.\d+)*[.!?]) (?=\S)")  # "is 2. Then", not "\n1. item"
 _LIST_ITEM_RE = re.compile(r"(?:[-*+>](?: |$)|#|\d+[.)](?: |$)|\x01)")
 _LINE_END_RE = re.compile(r"(?:[^\d\s.!?][.!?]|[^\n\d.]\d+(?:\.\d+)*[.!?]|\x01)$")
-_FENCE, _INLINE = "\x01", "\x00"
+# Code spans are stashed behind placeholders while the prose around them is rewritten. They are
+# private-use characters because the prose steps delete control characters (an earlier choice of
+# \x00/\x01 lost a placeholder and put the next code span in its place); any such character
+# already in the text becomes U+FFFD first, so a placeholder is never ambiguous.
+_FENCE, _INLINE = "\ue000", "\ue001"
 
 
 def _punct(m: re.Match) -> str:
@@ -344,6 +348,8 @@ def token_level(text: str) -> str:
         codes.append(m.group())
         return _FENCE if m.group().startswith("```") else _INLINE
 
+    if _FENCE in text or _INLINE in text:
+        text = text.replace(_FENCE, "\ufffd").replace(_INLINE, "\ufffd")
     if "`" in text:
         text = CODE_RE.sub(stash, text).replace("`", "'")
     if "," in text:
@@ -370,7 +376,7 @@ def token_level(text: str) -> str:
         text = _join_lines(text)
     if codes:
         it = iter(codes)
-        text = re.sub("[\x00\x01]", lambda m: next(it), text)
+        text = re.sub(f"[{_FENCE}{_INLINE}]", lambda m: next(it), text)
     return text
 
 

@@ -287,6 +287,10 @@ class Capitalisation(SlotScheme):
         return _upper_first(w) if bit else w
 
 
+# Sentence openers whose following comma is optional.
+_COMMA_OPENERS = "So|Then|First|Finally|Next|Therefore|Thus|Now|Also|Still|Here"
+
+
 class Punctuation(SlotScheme):
     name = "punctuation"
     closed_by = "canonical"
@@ -303,18 +307,22 @@ class Punctuation(SlotScheme):
         r"|(?P<minus>(?<=\d) [-\u2212] (?=\d))"
         r"|(?P<ellipsis>\.\.\.|\u2026)"
         r"|(?P<serial>(?<=[A-Za-z]),? (?=(?:and|or) [A-Za-z]))"
-        r"|(?P<intro>(?<![\w'\u2019-])(?:So|Then|First|Finally|Next|Therefore|Thus|Now|Also|Still|Here)"
+        rf"|(?P<intro>(?<![\w'\u2019-])(?:{_COMMA_OPENERS})"
         r"(?:, | )(?=[a-z]))"
     )
     _W = r"(?!(?:and|or)\b)[A-Za-z][\w'\u2019-]*"
     _LIST_HEAD = re.compile(rf", {_W}(?: {_W})?$")
+    # The comma after a sentence opener ("So, we") is itself a slot, so it may come and go; a list
+    # head that began at it would make the serial slot after it come and go too.
+    _OPENER_COMMA = re.compile(rf"(?<![\w'\u2019-])(?:{_COMMA_OPENERS})$")
 
     def _slots(self, text: str) -> list[tuple[int, int]]:
         out = []
         for m in self._SLOT.finditer(text):
             if m.lastgroup == "serial":
                 # only the ", b and c" end of a list: an item of at most two words after a comma
-                if not self._LIST_HEAD.search(text, max(0, m.start() - 60), m.start()):
+                head = self._LIST_HEAD.search(text, max(0, m.start() - 60), m.start())
+                if not head or self._OPENER_COMMA.search(text, max(0, head.start() - 20), head.start()):
                     continue
             out.append(m.span())
         return out
