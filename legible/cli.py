@@ -1,4 +1,4 @@
-"""The ``legible`` command."""
+"""legible: keep chain-of-thought legible under RL, and measure when it is not."""
 
 from __future__ import annotations
 
@@ -55,8 +55,7 @@ def train(
     out: Path = typer.Option(None, "--out", help="run directory (default: runs/<config name>)"),
     resume: bool = typer.Option(False, "--resume", help="continue a killed run from its last checkpoint"),
 ) -> None:
-    """Stage-1 pretraining (unless the config gives `init`), GRPO under the config's condition,
-    final evaluation and report, all in one run directory."""
+    """Train one run (stage 1, then GRPO under the config's condition), evaluate it, write its report."""
     from legible.config import load_config
     from legible.train.run import run_training
 
@@ -95,8 +94,7 @@ def stego(
         None, "--organism-model", help="a stage-1 policy, e.g. runs/demo/seed0/stage1/policy"
     ),
 ) -> None:
-    """Bits per KB each hidden-channel scheme gets through each paraphraser, meaning kept,
-    coverage, and (with --model) steerability."""
+    """Measure bits/KB each hidden-channel scheme gets through each paraphraser, and the paraphrasers' quality."""
     from legible.paraphrase import paraphraser_names
     from legible.stego.run import run_stego
 
