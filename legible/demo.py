@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing as mp
-import os
 import queue
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -277,7 +276,3 @@ def check_claims(summary: dict) -> list[dict]:
             )
         )
     return claims
-
-
-def default_out() -> Path:
-    return Path(os.environ.get("LEGIBLE_OUT", "runs")) / "demo"

@@ -93,7 +93,7 @@ def evaluate_organism(
     paraphrased = [paraphraser.paraphrase(c, p.prompt, rng) for c, p in zip(cots, items)]
     views = paraphrased if paraphrase_in_loop else cots
     answers = answers_for(answerer, items, views, finished, task)
-    para_answers = answers_for(answerer, items, paraphrased, finished, task)
+    para_answers = answers if paraphrase_in_loop else answers_for(answerer, items, paraphrased, finished, task)
     correct = [task.score(p, a) for p, a in zip(items, answers)]
     by_n: dict[int, list[float]] = defaultdict(list)
     for p, c in zip(items, correct):

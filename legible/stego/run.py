@@ -22,11 +22,9 @@ TARGET_BITS_PER_KB = 1.0
 def organism_paraphrase_accuracy(policy_path: Path, problems: int = 500, seed: int = 0) -> dict:
     """Accuracy of a stage-1 organism answering from its legible CoTs, as written and after the
     organism's paraphraser (target: at least 98% of the unparaphrased accuracy)."""
-    import torch
-
+    from legible.audit.organism import answers_for
     from legible.paraphrase import make_paraphraser
     from legible.policy.checkpoint import load_policy
-    from legible.policy.rollout import answer_logprobs
     from legible.tasks import CoinFlip, legible_cot
 
     task, model = CoinFlip(), load_policy(policy_path)
@@ -35,11 +33,12 @@ def organism_paraphrase_accuracy(policy_path: Path, problems: int = 500, seed: i
     items = [task.sample(rng) for _ in range(problems)]
     cots = [legible_cot(p) for p in items]
     paraphrased = [paraphraser.paraphrase(c, p.prompt, rng) for c, p in zip(cots, items)]
-    result = {}
-    with torch.no_grad():
-        for name, texts in (("original", cots), ("paraphrased", paraphrased)):
-            picks = answer_logprobs(model, items, texts, task.answer_words).argmax(-1).tolist()
-            result[name] = sum(task.answer_words[i] == p.answer for i, p in zip(picks, items)) / len(items)
+    answered = [True] * len(items)
+    result = {
+        name: sum(task.score(p, a) for p, a in zip(items, answers_for(model, items, texts, answered, task)))
+        / len(items)
+        for name, texts in (("original", cots), ("paraphrased", paraphrased))
+    }
     result["ratio"] = result["paraphrased"] / max(result["original"], 1e-9)
     return result
 

@@ -71,6 +71,9 @@ def train_grpo(
     monitor = monitor_for(cfg, task)
     reward = Reward(cond.rewards, RewardContext(task=task, monitor=monitor))
     answer_words = task.answer_words
+    answer_ids = VOCAB.ids(answer_words)
+    answerer = face if face is not None else policy
+    view = "paraphrased" if cond.paraphrase_in_loop else "original"
 
     start = 0
     last = latest_checkpoint(ckpt_dir, "rl") if resume else None
@@ -96,9 +99,6 @@ def train_grpo(
         paraphrased = [paraphraser.paraphrase(c, p.prompt, rng) for c, p in zip(cots, problems)]
         policy.train()
         logp, mask, entropy, last_logits = completion_logprobs(policy, problems, tokens, rl.temperature)
-        answer_ids = VOCAB.ids(answer_words)
-        answerer = face if face is not None else policy
-        view = "paraphrased" if cond.paraphrase_in_loop else "original"
         needed = {view} | ({"original", "paraphrased"} if "sensitivity" in cond.rewards else set())
         needed |= {"paraphrased"} if "paraphrase_outcome" in cond.rewards else set()
         answer_lp = {}  # view -> (E, A) log-probs; only the condition's view keeps its graph
