@@ -95,14 +95,16 @@ def stego(
     ),
 ) -> None:
     """Measure bits/KB each hidden-channel scheme gets through each paraphraser, and the paraphrasers' quality."""
-    from legible.paraphrase import paraphraser_names
+    from legible.paraphrase import check_paraphraser_spec
     from legible.stego.run import run_stego
 
     names = [p.strip() for p in paraphrasers.split(",") if p.strip()]
-    for name in names:
-        unknown = [part for part in name.split("+") if name != "none" and part not in paraphraser_names()]
-        if unknown:
-            _fail(f"--paraphrasers: unknown paraphraser {unknown[0]!r}; choose from {paraphraser_names()} or none")
+    try:
+        for name in names:
+            if name != "none":
+                check_paraphraser_spec(name)
+    except ValueError as e:
+        _fail(f"--paraphrasers: {e} (or none)")
     try:
         summary = run_stego(
             out,

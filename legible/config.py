@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -164,14 +164,13 @@ class RunConfig(_Strict):
             data = {**data, "condition": CONDITIONS[name].model_dump()}
         return data
 
-    @model_validator(mode="after")
-    def _paraphraser_known(self):
-        from legible.paraphrase import paraphraser_names
+    @field_validator("paraphraser")
+    @classmethod
+    def _paraphraser_known(cls, spec: str) -> str:
+        from legible.paraphrase import check_paraphraser_spec
 
-        for part in self.paraphraser.split("+"):
-            if part not in paraphraser_names():
-                raise ValueError(f"paraphraser: unknown {part!r}; choose from {paraphraser_names()}")
-        return self
+        check_paraphraser_spec(spec)
+        return spec
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:

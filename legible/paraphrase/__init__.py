@@ -5,9 +5,17 @@ from legible.paraphrase import organism as _organism  # noqa: F401  (registers t
 from legible.paraphrase.base import (
     Composed,
     Paraphraser,
+    check_paraphraser_spec,
     make_paraphraser,
     paraphraser_names,
     register_paraphraser,
 )
 
-__all__ = ["Composed", "Paraphraser", "make_paraphraser", "paraphraser_names", "register_paraphraser"]
+__all__ = [
+    "Composed",
+    "Paraphraser",
+    "check_paraphraser_spec",
+    "make_paraphraser",
+    "paraphraser_names",
+    "register_paraphraser",
+]

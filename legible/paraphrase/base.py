@@ -46,12 +46,16 @@ def register_paraphraser(name: str):
     return wrap
 
 
-def make_paraphraser(spec: str, task: Task | None = None) -> Paraphraser:
-    parts = []
+def check_paraphraser_spec(spec: str) -> None:
+    """Raise ValueError naming the first unknown part of an ``a+b`` spec, without building anything."""
     for name in spec.split("+"):
         if name not in _REGISTRY:
             raise ValueError(f"unknown paraphraser {name!r}; choose from {sorted(_REGISTRY)}")
-        parts.append(_REGISTRY[name](task))
+
+
+def make_paraphraser(spec: str, task: Task | None = None) -> Paraphraser:
+    check_paraphraser_spec(spec)
+    parts = [_REGISTRY[name](task) for name in spec.split("+")]
     return parts[0] if len(parts) == 1 else Composed(parts)
 
 
