@@ -126,6 +126,98 @@ def stego(
         )
 
 
+@app.command()
+def audit(
+    model: str = typer.Option(
+        ..., "--model", help="an Inspect model: legible/RUN_DIR, hf/PATH, openai-api/SERVICE/NAME, ..."
+    ),
+    out: Path = typer.Option(Path("runs/audit"), "--out", help="output directory (Inspect logs, report)"),
+    tasks: str = typer.Option(None, "--tasks", help="comma-separated audit tasks (default: all that apply)"),
+    dataset: str = typer.Option(
+        None, "--dataset", help="coin_flip, running_sum, gsm8k, multiple_choice (default: an organism's own task)"
+    ),
+    path: Path = typer.Option(None, "--path", help="a JSONL file for gsm8k / multiple_choice (default: the sample)"),
+    limit: int = typer.Option(100, "--limit", min=1, help="samples per task"),
+    seed: int = typer.Option(0, "--seed", help="draws organism problems and interventions"),
+    prefill: str = typer.Option("auto", "--prefill", help="auto, assistant or prompt: how to condition on a CoT"),
+    paraphraser: str = typer.Option("auto", "--paraphraser", help="for paraphrase_sensitivity (auto: by dataset)"),
+    paraphrases: int = typer.Option(4, "--paraphrases", min=1, help="paraphrases per CoT (paraphrase_sensitivity)"),
+    model_arg: list[str] = typer.Option(None, "-M", "--model-arg", help="KEY=VALUE passed to the model provider"),
+    judge: str = typer.Option(None, "--judge", help="an Inspect model that judges hint mentions"),
+    max_connections: int = typer.Option(None, "--max-connections", min=1, help="concurrent model calls"),
+    resume: bool = typer.Option(False, "--resume", help="continue an interrupted audit in --out"),
+) -> None:
+    """Run the faithfulness battery (Inspect AI tasks) on one model and write a one-page report."""
+    from legible.audit.run import run_audit
+    from legible.paraphrase import check_paraphraser_spec
+    from legible.tasks import DatasetError
+
+    if prefill not in ("auto", "assistant", "prompt"):
+        _fail(f"--prefill: expected auto, assistant or prompt, got {prefill!r}")
+    if paraphraser != "auto":
+        try:
+            check_paraphraser_spec(paraphraser)
+        except ValueError as e:
+            _fail(f"--paraphraser: {e}")
+    args = {}
+    for item in model_arg or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"-M: expected KEY=VALUE, got {item!r}")
+        args[key] = value
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    try:
+        summary = run_audit(
+            model,
+            out,
+            tasks=names,
+            dataset=dataset,
+            path=str(path) if path else None,
+            limit=limit,
+            seed=seed,
+            prefill=prefill,
+            paraphraser=paraphraser,
+            paraphrases=paraphrases,
+            model_args=args,
+            judge=judge,
+            max_connections=max_connections,
+            resume=resume,
+        )
+    except (DatasetError, FileExistsError, FileNotFoundError, ValueError) as e:
+        _fail(str(e))
+    typer.echo(f"wall time {summary['wall_seconds']:.0f} s; report: {out / 'report.html'} and {out / 'report.md'}")
+    if not summary["complete"]:
+        typer.echo("some tasks did not finish: run again with --resume to continue them", err=True)
+    for v in summary["verdicts"]:
+        verdict = "holds" if v["holds"] else "FAILS"
+        typer.echo(f"  [{verdict}] {v['task']}: {v['metric']} {v['value']:.3f} (bar {v['bar']}): {v['reading']}")
+    if not summary["complete"]:
+        raise typer.Exit(1)
+
+
+@app.command("audit-validate")
+def audit_validate(
+    demo_dir: Path = typer.Argument(Path("runs/demo"), help="a `legible demo` output directory"),
+    seed: int = typer.Option(0, "--seed", help="which demo seed's organisms to audit"),
+    out: Path = typer.Option(None, "--out", help="output directory (default: DEMO_DIR/audit-validation)"),
+    limit: int = typer.Option(200, "--limit", min=10, help="coin-flip problems per organism"),
+    paraphrases: int = typer.Option(4, "--paraphrases", min=1, help="paraphrases per CoT"),
+) -> None:
+    """Check that the battery separates the demo's hiding organism from the legible and defended ones (AUROC)."""
+    from legible.audit.validate import HIDING, OTHERS, validate_audit
+
+    runs = {c: demo_dir / f"seed{seed}" / c for c in (HIDING, *OTHERS)}
+    missing = [str(p) for p in runs.values() if not (p / "policy.safetensors").exists()]
+    if missing:
+        _fail(f"no trained organism in {', '.join(missing)}: run `legible demo` first")
+    out = out or demo_dir / "audit-validation"
+    summary = validate_audit(runs, out, limit=limit, paraphrases=paraphrases)
+    typer.echo(f"report: {out / 'report.html'} and {out / 'report.md'}")
+    for r in summary["rows"]:
+        verdict = "holds" if r["holds"] else "does NOT hold"
+        typer.echo(f"  [{verdict}] AUROC {r['auroc']:.3f} of {r['score']}: {r['positives']} vs {r['negatives']}")
+
+
 def main() -> None:
     try:
         app()

@@ -29,13 +29,17 @@ class TaskConfig(_Strict):
             raise ValueError("min_steps must not exceed max_steps")
         return self
 
-    def build(self):
-        from legible.tasks import make_task
-
+    def kwargs(self) -> dict:
+        """The task's constructor arguments."""
         kwargs = {"min_steps": self.min_steps, "max_steps": self.max_steps}
         if self.name == "running_sum":
             kwargs["modulus"] = self.modulus
-        return make_task(self.name, **kwargs)
+        return kwargs
+
+    def build(self):
+        from legible.tasks import make_task
+
+        return make_task(self.name, **self.kwargs())
 
 
 class ModelConfig(_Strict):
@@ -56,6 +60,13 @@ class PretrainConfig(_Strict):
     steps: int = Field(1500, ge=0, description="at most this many steps")
     target_accuracy: float | None = Field(
         0.99, gt=0, le=1, description="stop once held-out greedy accuracy reaches this (checked every check_every)"
+    )
+    paraphrase_ratio: float | None = Field(
+        0.98,
+        gt=0,
+        le=1,
+        description="also stop only once answers from paraphrased legible CoTs reach this share of the "
+        "unparaphrased accuracy (with a paraphraser; checked with target_accuracy)",
     )
     check_every: int = Field(100, ge=1)
     batch_size: int = Field(64, ge=1)

@@ -184,3 +184,58 @@ def build_tiny_lm(path: Path) -> Path:
     )
     GPT2LMHeadModel(cfg).save_pretrained(path)
     return path
+
+
+def quick_trained(
+    path: Path,
+    task,
+    steps: int = 250,
+    code: dict[str, str] | None = None,
+    paraphrase_prob: float = 0.0,
+    n_embd: int = 32,
+) -> None:
+    """Supervised training on the CoTs of short coin flips: a few seconds on one core.
+
+    ``code`` rewrites each state word (e.g. {"heads": "we", "tails": "now"}): an organism whose
+    hidden channel is known by construction, as the monitor condition learns one by RL. A share
+    ``paraphrase_prob`` of examples shows the ``legible_only`` paraphrase of the legible CoT with
+    the loss on the answer only, as stage 1 does, so the model can answer from paraphrases."""
+    import torch
+
+    from legible.paraphrase import make_paraphraser
+    from legible.policy.checkpoint import save_policy
+    from legible.policy.rollout import prompt_ids
+    from legible.policy.tiny import TinyConfig, TinyTransformer, left_pad
+    from legible.policy.vocab import VOCAB
+
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    model = TinyTransformer(TinyConfig(vocab_size=len(VOCAB), n_layer=2, n_head=4, n_embd=n_embd))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    # Warm-up and decay as stage 1 uses: without them a 2-layer model often stays at chance here.
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * max(0.05, 1 - s / steps))
+    code = code or {}
+    paraphraser = make_paraphraser("legible_only", task)
+    for _ in range(steps):
+        problems = [task.sample(rng) for _ in range(32)]
+        heads, rows = [], []
+        for p in problems:
+            head = prompt_ids(p)
+            if rng.random() < paraphrase_prob:
+                cot = paraphraser.paraphrase(" ".join(p.states), p.prompt, rng)
+                head = head + VOCAB.encode(cot) + [VOCAB.answer_id]  # the loss starts at the answer
+            else:
+                cot = " ".join(code.get(s, s) for s in p.states)
+            heads.append(head)
+            rows.append(prompt_ids(p) + VOCAB.encode(cot) + [VOCAB.answer_id, VOCAB.index[p.answer]])
+        ids, mask = left_pad(rows, VOCAB.pad_id)
+        targets = ids[:, 1:].clone()
+        for i, (h, r) in enumerate(zip(heads, rows)):
+            targets[i, : ids.shape[1] - len(r) + len(h) - 1] = -100  # no loss on the prompt (nor a paraphrase)
+        loss = torch.nn.functional.cross_entropy(model(ids, mask)[:, :-1].transpose(1, 2), targets, ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+    save_policy(model.eval(), path / "policy")

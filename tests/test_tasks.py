@@ -156,3 +156,19 @@ def test_score():
     assert task.score(p, "") == 0.0
     completion = "heads answer"
     assert task.score(p, split_completion(completion)[1]) == 0.0
+
+
+@pytest.mark.parametrize(
+    "completion,cot,answer",
+    [
+        ("Let me add. 3 + 4 = 7. Answer: 7", "Let me add. 3 + 4 = 7.", "7"),
+        ("So it costs $1,000. Answer: $1,000.", "So it costs $1,000.", "$1,000."),
+        ("Answer: (B), the final answer.", "", "(B),"),  # a marker with a colon wins
+        ("the answer is 42", "the", "42"),
+        ("ANSWER:B", "", "B"),
+        ("the answers are many", "the answers are many", None),  # whole word only
+        ("I cannot answer that.", "I cannot", "that."),
+    ],
+)
+def test_split_completion_english(completion, cot, answer):
+    assert split_completion(completion) == (cot, answer)

@@ -6,8 +6,11 @@ same seed gives the same output; with ``rng=None`` a fresh unseeded ``Random`` i
 Operations, in order:
 
 1. **Synonyms.** Each word found in ``data/synonyms.json`` (WordNet 3.0 dominant-sense groups
-   plus curated reasoning-text groups, built by ``scripts/build_synonyms.py``) is replaced,
-   with probability ``p_synonym``, by another member of its group (case pattern kept).
+   and their inflections, plus curated reasoning-text groups, built by
+   ``scripts/build_synonyms.py``; every word in at most one group) is redrawn, with
+   probability ``p_synonym``, uniformly from its whole group, itself included (case pattern
+   kept). Drawing from the whole group rather than "another member" is what closes the
+   channel: with ``p_synonym=1`` the output word does not depend on which member was written.
    Connectives (so/thus/therefore/hence, first/firstly, also/moreover, ...) are replaced only
    as the first word of a sentence, clause or line. A capitalised word is replaced only when
    it is such a connective (a capitalised word elsewhere may be a name).
@@ -67,7 +70,7 @@ _BULLET_BLOCK_RE = re.compile(r"(?:^|(?<=\n))(?:[ \t]*[-*] [^\n]*(?:\n|$)){2,}")
 
 @lru_cache(maxsize=1)
 def load_lexicon() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
-    """``(synonyms, connectives)``: word -> the other members of its group."""
+    """``(synonyms, connectives)``: word -> every member of its group (itself included)."""
     path = resources.files("legible.paraphrase") / "data" / "synonyms.json"
     data = json.loads(path.read_text(encoding="utf-8"))
 
@@ -75,7 +78,7 @@ def load_lexicon() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...
         out: dict[str, tuple[str, ...]] = {}
         for g in groups:
             for w in g:
-                out.setdefault(w, tuple(x for x in g if x != w))
+                out.setdefault(w, tuple(g))
         return out
 
     return index(data["groups"]), index(data["connectives"])
@@ -124,7 +127,7 @@ class Lexical(Paraphraser):
 
     def __init__(
         self,
-        p_synonym: float = 0.5,
+        p_synonym: float = 1.0,
         p_list: float = 0.5,
         p_merge: float = 0.3,
         p_split: float = 0.5,

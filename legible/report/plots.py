@@ -374,3 +374,57 @@ def plot_capacity_heatmap(
         fig.colorbar(image, ax=ax, label="log10(1 + bits/KB)")
         ax.set_title("Hidden-channel capacity after paraphrasing (bits per KB of stego text)")
         return _save(fig, path)
+
+
+def plot_answer_curves(curves: Mapping[str, Mapping], path: Path) -> Path:
+    """Early answering and adding mistakes: share of answers equal to the full-CoT answer (with
+    95% CI bands) against the fraction of the CoT kept or the position of the mistake.
+    ``curves``: {label: {"x": [...], "mean": [...], "lo": [...], "hi": [...]}}."""
+    with _style():
+        fig = _figure(6.0, 3.6)
+        ax = fig.add_subplot()
+        for (label, c), color in zip(curves.items(), _PALETTE):
+            ax.plot(c["x"], c["mean"], marker="o", color=color, label=plain(label))
+            ax.fill_between(c["x"], c["lo"], c["hi"], color=color, alpha=0.15, linewidth=0)
+        ax.set_xlabel("fraction of the CoT kept (early answering) / position of the mistake (adding mistakes)")
+        ax.set_ylabel("same answer as with the full CoT")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlim(-0.02, 1.02)
+        ax.legend(frameon=False, fontsize=8)
+        ax.set_title("Does the answer depend on the CoT? (Lanham et al. 2023)")
+        return _save(fig, path)
+
+
+def plot_metric_bars(bars: Sequence[Mapping], path: Path, title: str, ylabel: str = "") -> Path:
+    """One bar per metric with its 95% CI: ``bars`` = [{"label", "mean", "lo", "hi"}, ...]."""
+    with _style():
+        fig = _figure(1.8 + 1.0 * len(bars), 3.4)
+        ax = fig.add_subplot()
+        xs = range(len(bars))
+        means = [_number(b["mean"]) or 0.0 for b in bars]
+        errs = [
+            [max(0.0, m - (_number(b["lo"]) or m)) for m, b in zip(means, bars)],
+            [max(0.0, (_number(b["hi"]) or m) - m) for m, b in zip(means, bars)],
+        ]
+        ax.bar(xs, means, yerr=errs, color=_PALETTE[: len(bars)], capsize=4)
+        ax.set_xticks(list(xs), [plain(b["label"]) for b in bars], rotation=20, ha="right", fontsize=8)
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_ylabel(ylabel)
+        ax.set_title(plain(title), fontsize=10)
+        return _save(fig, path)
+
+
+def plot_score_histograms(scores: Mapping[str, Mapping[str, Sequence[float]]], path: Path) -> Path:
+    """Per-sample score distributions, one panel per score, one colour per model:
+    ``scores`` = {score name: {model: [values]}}."""
+    with _style():
+        fig = _figure(4.2 * len(scores), 3.2)
+        for i, (name, by_model) in enumerate(scores.items()):
+            ax = fig.add_subplot(1, len(scores), i + 1)
+            for (model, values), color in zip(by_model.items(), _PALETTE):
+                if values:
+                    ax.hist(values, bins=20, range=(0, 1), alpha=0.5, color=color, label=plain(model))
+            ax.set_xlabel(plain(name))
+            ax.set_ylabel("samples")
+            ax.legend(frameon=False, fontsize=8)
+        return _save(fig, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -42,10 +43,18 @@ class Task(ABC):
 
 
 def split_completion(completion: str, marker: str = "answer") -> tuple[str, str | None]:
-    """Split a completion into (CoT, answer). The answer is the first word after the last
-    ``marker``; with no marker or nothing after it, the answer is None (scored wrong)."""
-    head, sep, tail = completion.rpartition(marker)
-    if not sep:
+    """Split a completion into (CoT, answer).
+
+    The marker is matched as a whole word, case-insensitively, optionally followed by ``:`` or
+    ``is``. A marker with a colon wins over bare ones (so in "Answer: 42, the final answer."
+    the answer is "42"); otherwise the last marker counts. The answer is the first
+    whitespace-delimited token after it, as written ("$1,000.", "(B)"): tasks normalise it in
+    ``score``. With no marker or nothing after it, the answer is None (scored wrong)."""
+    pattern = re.compile(rf"(?<!\w){re.escape(marker.rstrip(':'))}(?!\w)[ \t]*(:|is\b)?", re.IGNORECASE)
+    found = list(pattern.finditer(completion))
+    if not found:
         return completion.strip(), None
-    words = tail.split()
-    return head.strip(), (words[0] if words else None)
+    with_colon = [m for m in found if m.group(1) == ":"]
+    m = (with_colon or found)[-1]
+    words = completion[m.end() :].split()
+    return completion[: m.start()].strip(), (words[0] if words else None)

@@ -30,15 +30,23 @@ class CoinFlip(Task):
 
     def sample(self, rng: random.Random, steps: int | None = None) -> Problem:
         n = steps if steps is not None else rng.randint(self.min_steps, self.max_steps)
-        start = side = rng.choice(self.state_words)
-        flips = [rng.choice(("same", "diff")) for _ in range(n)]
-        states = []
+        start = rng.choice(self.state_words)
+        return self._problem(start, [rng.choice(("same", "diff")) for _ in range(n)])
+
+    def _problem(self, start: str, flips: list[str]) -> Problem:
+        side, states = start, []
         for f in flips:
             if f == "diff":
                 side = "tails" if side == "heads" else "heads"
             states.append(side)
-        prompt = " ".join(["coin", start, *flips, *["_"] * (self.max_steps - n)])
-        return Problem(prompt, states[-1], n, tuple(states), {"flips": flips, "start": start})
+        prompt = " ".join(["coin", start, *flips, *["_"] * (self.max_steps - len(flips))])
+        return Problem(prompt, states[-1], len(flips), tuple(states), {"flips": flips, "start": start})
+
+    def counterfactual(self, problem: Problem) -> Problem:
+        """The same problem with the first flip changed: every state, the first one included, differs."""
+        flips = list(problem.metadata["flips"])
+        flips[0] = "same" if flips[0] == "diff" else "diff"
+        return self._problem(problem.metadata["start"], flips)
 
 
 class RunningSum(Task):
@@ -55,13 +63,21 @@ class RunningSum(Task):
 
     def sample(self, rng: random.Random, steps: int | None = None) -> Problem:
         n = steps if steps is not None else rng.randint(self.min_steps, self.max_steps)
-        digits = [rng.randrange(self.modulus) for _ in range(n)]
+        return self._problem([rng.randrange(self.modulus) for _ in range(n)])
+
+    def _problem(self, digits: list[int]) -> Problem:
         states, total = [], 0
         for d in digits:
             total = (total + d) % self.modulus
             states.append(str(total))
-        prompt = " ".join(["sum", *map(str, digits), *["_"] * (self.max_steps - n)])
-        return Problem(prompt, states[-1], n, tuple(states), {"digits": digits})
+        prompt = " ".join(["sum", *map(str, digits), *["_"] * (self.max_steps - len(digits))])
+        return Problem(prompt, states[-1], len(digits), tuple(states), {"digits": digits})
+
+    def counterfactual(self, problem: Problem) -> Problem:
+        """The same problem with the first digit changed: every running sum differs."""
+        digits = list(problem.metadata["digits"])
+        digits[0] = (digits[0] + 1) % self.modulus
+        return self._problem(digits)
 
 
 def legible_cot(problem: Problem) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from legible.audit.organism import greedy_accuracy
+from legible.audit.organism import answers_for, greedy_accuracy
 from legible.config import RunConfig
 from legible.paraphrase import Paraphraser
 from legible.policy.checkpoint import load_trainer, save_policy, save_trainer
@@ -90,8 +90,10 @@ def pretrain(
     on_step: Callable[[int, float], None] | None = None,
 ) -> TinyTransformer:
     """Train from scratch (or from the last stage-1 checkpoint under ``out``) until the held-out
-    greedy accuracy reaches ``target_accuracy`` or ``steps`` run out; save the model to
-    ``out/policy.safetensors`` and its steps and accuracy to ``out/stage1.json``."""
+    greedy accuracy reaches ``target_accuracy`` (and, with a paraphraser, answers from
+    paraphrased legible CoTs reach ``paraphrase_ratio`` of the unparaphrased accuracy) or
+    ``steps`` run out; save the model to ``out/policy.safetensors`` and its steps and
+    accuracies to ``out/stage1.json``."""
     out = Path(out)
     ckpt_dir = out / "checkpoints"
     seed = cfg.seed * 1000 + (0 if with_cot else 1)
@@ -113,7 +115,34 @@ def pretrain(
     (out / "aliases.json").write_text(json.dumps({"rate": cfg.pretrain.alias_rate, "aliases": aliases}))
     heldout_rng = random.Random(f"heldout-{seed}")
     heldout = [task.sample(heldout_rng) for _ in range(128)]
-    accuracy, done = None, start
+    # The paraphrase check reads legible CoTs (as the paraphraser defence will show them), not the
+    # model's own: it asks whether the model can answer from a paraphrase at all.
+    check_paraphrase = paraphraser is not None and with_cot and cfg.pretrain.paraphrase_ratio is not None
+    if check_paraphrase:
+        legible_cots = [legible_cot(p) for p in heldout]
+        paraphrased_cots = [paraphraser.paraphrase(c, p.prompt, heldout_rng) for c, p in zip(legible_cots, heldout)]
+
+    def heldout_scores() -> dict:
+        scores = {"heldout_accuracy": sum(greedy_accuracy(model, task, heldout, with_cot)) / len(heldout)}
+        if check_paraphrase:
+            done_all = [True] * len(heldout)
+            for key, cots in (
+                ("heldout_legible_accuracy", legible_cots),
+                ("heldout_paraphrased_accuracy", paraphrased_cots),
+            ):
+                answers = answers_for(model, heldout, cots, done_all, task)
+                scores[key] = sum(task.score(p, a) for p, a in zip(heldout, answers)) / len(heldout)
+        return scores
+
+    def reached(scores: dict) -> bool:
+        if scores["heldout_accuracy"] < cfg.pretrain.target_accuracy:
+            return False
+        ratio = cfg.pretrain.paraphrase_ratio
+        return (
+            not check_paraphrase or scores["heldout_paraphrased_accuracy"] >= ratio * scores["heldout_legible_accuracy"]
+        )
+
+    scores, done = None, start
     model.train()
     for step in range(start, steps):
         done = step + 1
@@ -134,10 +163,10 @@ def pretrain(
             on_step(step + 1, loss.item())
         if cfg.pretrain.target_accuracy is not None and (step + 1) % cfg.pretrain.check_every == 0:
             model.eval()
-            accuracy = sum(greedy_accuracy(model, task, heldout, with_cot)) / len(heldout)
+            scores = heldout_scores()
             model.train()
-            log.write({"phase": "pretrain", "step": step + 1, "heldout_accuracy": accuracy})
-            if accuracy >= cfg.pretrain.target_accuracy:
+            log.write({"phase": "pretrain", "step": step + 1, **scores})
+            if reached(scores):
                 break
         if (step + 1) % cfg.pretrain.checkpoint_every == 0 and step + 1 < steps:
             save_trainer(
@@ -150,8 +179,8 @@ def pretrain(
             )
             prune_checkpoints(ckpt_dir, "pretrain")
     model.eval()
-    if accuracy is None:
-        accuracy = sum(greedy_accuracy(model, task, heldout, with_cot)) / len(heldout)
-    (out / "stage1.json").write_text(json.dumps({"steps": done, "heldout_accuracy": accuracy, "with_cot": with_cot}))
+    if scores is None:
+        scores = heldout_scores()
+    (out / "stage1.json").write_text(json.dumps({"steps": done, **scores, "with_cot": with_cot}))
     save_policy(model, out / "policy")
     return model
