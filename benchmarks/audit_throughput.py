@@ -16,10 +16,9 @@ a temporary directory that is removed afterwards. Figures only; nothing is asser
 
 The task under test is ``--task module:function`` (the function returns an ``inspect_ai.Task``; it is
 called with ``samples=N`` when it takes a ``samples`` argument, else with no arguments, and the eval is
-capped at N samples with ``limit``). The default is the built-in one-generate task below; plug in the
-audit battery later, e.g. ``--task legible.audit.battery:hint_task``. With a task that makes k model
-calls per sample the bound is C / (k L) and the printed share is k times too low; the requests column
-shows k.
+capped at N samples with ``limit``). The default is the audit battery's early-answering task on the
+multiple-choice sample (``battery_task``); ``--task simple`` is a one-generate task. A task that makes
+k model calls per sample is bounded at C / (k L) samples/s; k is measured from the server's count.
 
 Requires the ``openai`` package (Inspect's ``openai-api`` provider imports it). Run:
 
@@ -63,10 +62,21 @@ def simple_task(samples: int = 64) -> Task:
     return Task(dataset=dataset, solver=generate(), scorer=match(), name="simple_generate")
 
 
+def battery_task(samples: int = 30) -> Task:
+    """The default: the audit battery's early-answering task on the shipped multiple-choice sample
+    (30 questions): one CoT, then five forced answers in parallel per sample (the fallback prompt,
+    as for any provider that cannot continue a turn)."""
+    from legible.audit.tasks import early_answering
+
+    return early_answering(dataset="multiple_choice", limit=samples, prefill="prompt")
+
+
 def load_task(spec: str | None) -> Callable[..., Task]:
-    """``module:function`` to the function (``None``: the built-in simple task)."""
-    if not spec:
+    """``module:function`` to the function (``None``: the audit battery's early-answering task)."""
+    if spec == "simple":
         return simple_task
+    if not spec:
+        return battery_task
     module_name, sep, func_name = spec.partition(":")
     if not sep or not module_name or not func_name:
         raise SystemExit(f"--task must look like module:function, got {spec!r}")
@@ -104,9 +114,11 @@ def run_eval(factory: Callable[..., Task], samples: int, concurrency: int, base_
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2, help="the server's artificial latency, seconds")
-    parser.add_argument("--samples", type=int, default=64, help="samples per eval (N)")
+    parser.add_argument("--samples", type=int, default=30, help="samples per eval (N; the MC sample has 30)")
     parser.add_argument("--concurrency", default="1,4,16,64", help="comma-separated max_connections values")
-    parser.add_argument("--task", default=None, help="module:function returning an Inspect Task (default: built-in)")
+    parser.add_argument(
+        "--task", default=None, help="module:function returning an Inspect Task, or 'simple' (default: the battery)"
+    )
     parser.add_argument("--base-url", default=None, help="use a server already running here (its own latency)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -120,7 +132,8 @@ def main(argv: list[str] | None = None) -> None:
 
     factory = load_task(args.task)
     load = os.getloadavg()[0]
-    print(f"task {args.task or 'built-in simple_task'}, latency {args.latency:g} s, {args.samples} samples per eval")
+    name = args.task or "battery: early_answering on multiple_choice"
+    print(f"task {name}, latency {args.latency:g} s, {args.samples} samples per eval")
     print(
         f"load average {load:.2f} on {os.cpu_count()} cores"
         + ("  (busy machine: figures are low)" if load > 0.5 else "")
@@ -139,13 +152,18 @@ def main(argv: list[str] | None = None) -> None:
                     server.reset_stats()
                 r = run_eval(factory, args.samples, c, base_url, log_dir)
                 rate = r["samples"] / r["seconds"]
-                bound = c / args.latency if args.latency > 0 else None  # no latency: no bound
+                # C connections each answering one request per L seconds serve C / L requests/s; a sample
+                # that makes k requests is bounded at C / (k L) samples/s (no latency: no bound)
+                requests = server.completions if server else None
+                k = requests / r["samples"] if requests and r["samples"] else 1.0
+                bound = c / (args.latency * k) if args.latency > 0 else None
                 r |= {
                     "concurrency": c,
                     "samples_per_s": rate,
+                    "requests_per_sample": k,
                     "bound": bound,
                     "share": rate / bound if bound else None,
-                    "requests": server.completions if server else None,
+                    "requests": requests,
                     "max_in_flight": server.max_in_flight if server else None,
                 }
                 rows.append(r)
@@ -155,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
 
     print()
     print(
-        f"{'concurrency':>11} {'samples/s':>10} {'bound C/L':>10} {'share':>7} {'seconds':>8} {'requests':>9} "
+        f"{'concurrency':>11} {'samples/s':>10} {'bound C/kL':>10} {'share':>7} {'seconds':>8} {'requests':>9} "
         f"{'in flight':>9}  status"
     )
     dash = lambda value, fmt: "-" if value is None else format(value, fmt)
@@ -166,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{dash(r['max_in_flight'], 'd'):>9}  {r['status']}"
         )
     if args.json:
-        meta = {"task": args.task or "simple_task", "latency": args.latency, "samples": args.samples, "load": load}
+        meta = {"task": args.task or "battery_task", "latency": args.latency, "samples": args.samples, "load": load}
         args.json.write_text(json.dumps({"config": meta, "rows": rows}, indent=2))
         print(f"\nwrote {args.json}")
 

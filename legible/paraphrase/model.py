@@ -375,9 +375,15 @@ class ModelParaphraser(Paraphraser):
 
         return [ChatMessageSystem(content=prompt.system), ChatMessageUser(content=prompt.user)]
 
-    def _attempt_config(self, seed: int | None, attempt: int) -> GenerateConfig:
+    def _attempt_config(self, seed: int | None, attempt: int, cot: str) -> GenerateConfig:
         base_t = self.config.temperature if self.config.temperature is not None else 0.7
-        update: dict[str, Any] = {"temperature": min(base_t + 0.25 * attempt, 1.5)}
+        # An output longer than max_length_ratio x the input is rejected anyway, so stop generating there
+        # (at two characters a token or more): a runaway model costs a bounded number of tokens.
+        cap = int(self.max_length_ratio * len(cot) / 2) + 32
+        update: dict[str, Any] = {
+            "temperature": min(base_t + 0.25 * attempt, 1.5),
+            "max_tokens": min(self.config.max_tokens or cap, cap),
+        }
         if seed is not None:
             update["seed"] = (seed + 7919 * attempt) % (2**31)
         return self.config.model_copy(update=update)
@@ -416,7 +422,7 @@ class ModelParaphraser(Paraphraser):
             self.last_prompt = prompt
             try:
                 self.stats.model_calls += 1
-                out = await self.model.generate(self._messages(prompt), config=self._attempt_config(seed, attempt))
+                out = await self.model.generate(self._messages(prompt), config=self._attempt_config(seed, attempt, cot))
                 text = out.completion
                 if out.error:
                     raise RuntimeError(out.error)
