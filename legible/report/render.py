@@ -695,6 +695,27 @@ def write_run_report(run_dir: Path) -> tuple[Path, Path]:
             {cname: [rows]}, run_dir / "fig_training_curves.png", title=f"Training curves: {cname}"
         )
         blocks.append(_figure_block(curves, "training curves", "Accuracy and banned words per step during RL."))
+    drift_rows = [r for r in rl_rows if r.get("kind") == "train" and r.get("drift_level") is not None]
+    if drift_rows:
+        drift = plots.plot_training_curves(
+            {cname: [drift_rows]},
+            run_dir / "fig_drift.png",
+            metrics=("drift_legible_score", "drift_odd_token_rate", "drift_monitor_flag_rate"),
+            title=f"Drift of the CoT during RL: {cname}",
+        )
+        blocks.append(
+            _figure_block(
+                drift,
+                "drift curves",
+                "Legibility (share of CoT words a reader knows; the English score for text), odd-token rate and "
+                "monitor flag rate of the training batch, every few steps.",
+            )
+        )
+        from legible.monitor.drift import hierarchy_level
+
+        last = drift_rows[-1]
+        level, text = hierarchy_level({k.removeprefix("drift_"): v for k, v in last.items() if k.startswith("drift_")})
+        blocks.append(Para(f"Where the CoT stands at step {last['step']} on the hierarchy of legibility: {text}"))
     if ev.get("accuracy_by_n"):
         by_n = plots.plot_accuracy_by_n(
             {"after RL": ev["accuracy_by_n"]},

@@ -29,12 +29,13 @@ import torch
 
 from legible.config import RunConfig
 from legible.monitor.base import KeywordMonitor
+from legible.monitor.drift import drift_metrics, hierarchy_level
 from legible.paraphrase import Paraphraser
 from legible.policy.checkpoint import load_trainer, save_policy, save_trainer
 from legible.policy.rollout import answer_logprobs, completion_logprobs, write_cots
 from legible.policy.tiny import TinyTransformer, draw
 from legible.policy.vocab import VOCAB
-from legible.reward import Reward, RewardContext
+from legible.reward import Reward, RewardContext, js_divergence
 from legible.tasks.base import Task
 from legible.train.common import MetricsLog, Stopwatch, latest_checkpoint, prune_checkpoints
 
@@ -173,6 +174,14 @@ def train_grpo(
             "entropy": ((entropy.detach() * mask).sum() / n_tokens).item(),
             "seconds": round(clock(), 2),
         } | {f"term_{n}": _mean(v) for n, v in term_values.items()}
+        if step % DRIFT_EVERY == 0 or step + 1 == rl.steps:
+            sensitivity = None
+            if "original" in probs and "paraphrased" in probs:
+                pairs = zip(probs["original"].tolist(), probs["paraphrased"].tolist())
+                sensitivity = _mean([js_divergence(p, q) for p, q in pairs])
+            drift = drift_metrics(cots, legible_words=task.state_words, monitor=monitor, sensitivity=sensitivity)
+            row |= {f"drift_{k}": v for k, v in drift.items() if k in DRIFT_LOGGED and v is not None}
+            row["drift_level"] = hierarchy_level(drift)[0]
         log.write({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()})
         if evaluate is not None and (step + 1) % rl.eval_every == 0:
             log.write({"phase": "rl", "step": step + 1, "kind": "eval", **evaluate(step + 1, policy.eval(), face)})
@@ -195,6 +204,11 @@ def train_grpo(
         face.eval()
         save_policy(face, out / "face")
     return policy, face
+
+
+# Drift metrics (legible.monitor.drift) every this many steps: cheap, but not free at 1,000 episodes/s.
+DRIFT_EVERY = 10
+DRIFT_LOGGED = ("legible_score", "odd_token_rate", "monitor_flag_rate", "paraphrase_sensitivity", "cot_tokens")
 
 
 def _mean(values: list[float]) -> float:
