@@ -55,14 +55,18 @@ def train(
     out: Path = typer.Option(None, "--out", help="run directory (default: runs/<config name>)"),
     resume: bool = typer.Option(False, "--resume", help="continue a killed run from its last checkpoint"),
 ) -> None:
-    """Train one run (stage 1, then GRPO under the config's condition), evaluate it, write its report."""
-    from legible.config import load_config
+    """Train one run (stage 1, then GRPO under the config's condition), evaluate it, write its report.
+
+    With backend: trl, GRPO on a transformers model through TRL instead (see configs/trl-qwen-1gpu.yaml)."""
+    from legible.config import ConfigFieldError, load_config
     from legible.train.run import run_training
 
     try:
         cfg = load_config(config)
         out = out or Path("runs") / config.stem
         final = run_training(cfg, out, resume=resume)
+    except ConfigFieldError as e:
+        _fail(f"{config}: {e}")
     except ConfigError as e:
         _fail(str(e))
     except ValidationError as e:
@@ -74,9 +78,15 @@ def train(
         "state_recoverability",
         "capacity_bits",
         "paraphrased_answer_accuracy",
+        "monitor_flag_rate",
+        "drift_english_score",
     )
     typer.echo("  ".join(f"{k} {final[k]:.3f}" for k in keys if isinstance(final.get(k), float)))
-    typer.echo(f"run directory: {out} (report.html, metrics.jsonl, eval.json)")
+    if cfg.backend == "trl":
+        typer.echo(final.get("hierarchy", ""))
+        typer.echo(f"run directory: {out} (metrics.jsonl, eval.json, policy/, checkpoints/)")
+    else:
+        typer.echo(f"run directory: {out} (report.html, metrics.jsonl, eval.json)")
 
 
 @app.command()

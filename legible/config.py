@@ -13,15 +13,29 @@ class ConfigError(ValueError):
     """A bad config or command line; its message is one line naming the file and field."""
 
 
+class ConfigFieldError(ConfigError):
+    """A config field found bad only when the run uses it (a model that does not load, a dataset file
+    with a bad line); its message names the field, and the command line adds the file."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+ORGANISM_TASKS = ("coin_flip", "running_sum")
+TEXT_TASKS = ("gsm8k", "multiple_choice", "program_output", "text_game")
+
+
 class TaskConfig(_Strict):
-    name: Literal["coin_flip", "running_sum"] = "coin_flip"
-    min_steps: int = Field(8, ge=1, le=24)
-    max_steps: int = Field(14, ge=1, le=24)
+    name: Literal["coin_flip", "running_sum", "gsm8k", "multiple_choice", "program_output", "text_game"] = "coin_flip"
+    min_steps: int = Field(8, ge=1, le=24, description="coin_flip and running_sum only")
+    max_steps: int = Field(14, ge=1, le=24, description="coin_flip and running_sum only")
     modulus: int = Field(5, ge=2, le=10, description="running_sum only")
+    path: str | None = Field(
+        None,
+        description="gsm8k, multiple_choice, program_output: a JSONL file (default: the shipped sample, or "
+        "generated programs)",
+    )
 
     @model_validator(mode="after")
     def _steps_ordered(self):
@@ -29,17 +43,28 @@ class TaskConfig(_Strict):
             raise ValueError("min_steps must not exceed max_steps")
         return self
 
+    @model_validator(mode="after")
+    def _path_only_for_files(self):
+        if self.path is not None and self.name not in ("gsm8k", "multiple_choice", "program_output"):
+            raise ValueError(f"path: task {self.name} reads no file")
+        return self
+
     def kwargs(self) -> dict:
         """The task's constructor arguments."""
+        if self.name in TEXT_TASKS:
+            return {"path": self.path} if self.path is not None else {}
         kwargs = {"min_steps": self.min_steps, "max_steps": self.max_steps}
         if self.name == "running_sum":
             kwargs["modulus"] = self.modulus
         return kwargs
 
     def build(self):
-        from legible.tasks import make_task
+        from legible.tasks import DatasetError, make_task
 
-        return make_task(self.name, **self.kwargs())
+        try:
+            return make_task(self.name, **self.kwargs())
+        except DatasetError as e:
+            raise ConfigFieldError(f"task.path: {e}") from None
 
 
 class ModelConfig(_Strict):
@@ -116,14 +141,21 @@ class ConditionConfig(_Strict):
 
     @model_validator(mode="after")
     def _known_terms(self):
-        from legible.reward import term_names
-
+        known = all_term_names()
         for name in self.rewards:
-            if name not in term_names():
-                raise ValueError(f"unknown reward term {name!r}; choose from {term_names()}")
+            if name not in known:
+                raise ValueError(f"unknown reward term {name!r}; choose from {known}")
         if self.face and not self.paraphrase_in_loop:
             raise ValueError("face: true needs paraphrase_in_loop: true (the Face reads the paraphrase)")
         return self
+
+
+def all_term_names() -> list[str]:
+    """Reward terms of either backend (the organism's, and those on text such as ``process``)."""
+    from legible.reward import term_names
+    from legible.train.text_reward import text_term_names
+
+    return sorted(set(term_names()) | set(text_term_names()))
 
 
 MONITOR_WEIGHT = 0.3
@@ -148,6 +180,77 @@ CONDITIONS: dict[str, ConditionConfig] = {
 }
 
 
+class LoraSettings(_Strict):
+    """LoRA adapters on the policy (needs ``peft``); the base weights stay frozen."""
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | str = Field("all-linear", description="module names, or peft's 'all-linear'")
+
+
+class TRLSettings(_Strict):
+    """The trl backend: GRPO on a transformers model through TRL's GRPOTrainer (``legible.train.trl``).
+
+    The RL fields (``rl.steps``, ``rl.prompts``, ``rl.group_size``, ``rl.lr``, ``rl.kl_coef``, ...) keep
+    their meaning; these are what a language model needs besides."""
+
+    max_cot_tokens: int = Field(256, ge=1, description="the policy's CoT budget, answer marker included")
+    max_answer_tokens: int = Field(16, ge=1, description="the answerer's budget after the answer marker")
+    answer_marker: str = Field("Answer:", min_length=1, description="ends the CoT; what follows is the answer")
+    instruction: str | None = Field(
+        "Think step by step, then write 'Answer:' followed by the final answer.",
+        description="appended to every prompt that does not already mention the answer marker",
+    )
+    face_model: str | None = Field(
+        None, description="condition face: true: the Face's weights (local path or id); default: the policy's"
+    )
+    face_lr: float | None = Field(None, gt=0, description="the answerer's own learning rate (default rl.lr)")
+    train_answerer: bool = Field(
+        True,
+        description="train whoever answers from the paraphrase (the Face, or the shared model) on its answer "
+        "tokens in its own pass; the policy's GRPO loss never sees those tokens either way",
+    )
+    monitor_patterns: list[str] = Field(
+        default_factory=list, description="regular expressions the keyword monitor also counts (with monitor_words)"
+    )
+    monitor_judge: str | None = Field(
+        None, description="an Inspect model that judges the CoT instead of the keyword monitor"
+    )
+    monitor_description: str | None = Field(None, description="what the judge monitor looks for")
+    process_judge: str = Field("heuristic", description="'heuristic', or an Inspect model that grades each step")
+    dataset_size: int = Field(512, ge=1, description="problems drawn up front for training (cycled)")
+    micro_batch: int | None = Field(
+        None, ge=1, description="episodes per forward/backward pass (gradient accumulation); default: all"
+    )
+    loss_type: Literal["dapo", "dr_grpo", "grpo", "bnpo"] = "dapo"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "float32",
+        description="the weights' dtype (auto: the checkpoint's). float32 with bf16 compute is TRL's default: "
+        "a small RL update is lost in bfloat16 weights",
+    )
+    bf16: bool | None = Field(None, description="bf16 mixed precision (default: on a GPU that supports it)")
+    gradient_checkpointing: bool = False
+    use_vllm: bool = False
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+    chat_template_kwargs: dict = Field(default_factory=dict, description="e.g. {enable_thinking: false}")
+    lora: LoraSettings | None = None
+    trust_remote_code: bool = False
+
+    @field_validator("monitor_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        import re
+
+        for p in patterns:
+            try:
+                re.compile(p)
+            except re.error as e:
+                raise ValueError(f"{p!r} is not a regular expression ({e})") from None
+        return patterns
+
+
 class EvalConfig(_Strict):
     problems: int = Field(500, ge=30, description="held-out problems for the final evaluation")
     seed: int = 12345
@@ -155,8 +258,13 @@ class EvalConfig(_Strict):
 
 class RunConfig(_Strict):
     seed: int = 0
+    backend: Literal["organism", "trl"] = Field(
+        "organism", description="organism: the CPU model organism's own trainer; trl: a transformers model via TRL"
+    )
     task: TaskConfig = TaskConfig()
-    model: ModelConfig = ModelConfig()
+    model: ModelConfig | str = Field(
+        ModelConfig(), description="organism: its size; trl: a local model directory or a Hugging Face id"
+    )
     pretrain: PretrainConfig = PretrainConfig()
     rl: RLConfig = RLConfig()
     condition: ConditionConfig = CONDITIONS["monitor"]
@@ -164,6 +272,7 @@ class RunConfig(_Strict):
     monitor_words: list[str] | None = Field(None, description="banned words; default: the task's state words")
     init: str | None = Field(None, description="a stage-1 model file to start RL from, skipping stage 1")
     eval: EvalConfig = EvalConfig()
+    trl: TRLSettings = TRLSettings()
 
     @model_validator(mode="before")
     @classmethod
@@ -173,7 +282,45 @@ class RunConfig(_Strict):
             if name not in CONDITIONS:
                 raise ValueError(f"condition: unknown preset {name!r}; choose from {sorted(CONDITIONS)}")
             data = {**data, "condition": CONDITIONS[name].model_dump()}
+        if isinstance(data, dict) and data.get("backend") == "trl" and "paraphraser" not in data:
+            # legible_only knows only the organism's words; text gets the text paraphrasers
+            data = {**data, "paraphraser": "canonical+lexical"}
         return data
+
+    @model_validator(mode="after")
+    def _backend_fields(self):
+        if self.backend == "organism":
+            if isinstance(self.model, str):
+                raise ValueError("model: a model path or id needs backend: trl (the organism takes n_layer, ...)")
+            if self.task.name not in ORGANISM_TASKS:
+                raise ValueError(f"task.name: {self.task.name} needs backend: trl")
+            text_only = sorted(set(self.condition.rewards) - _organism_terms())
+            if text_only:
+                raise ValueError(f"condition.rewards: {text_only[0]!r} needs backend: trl")
+            if self.trl != TRLSettings():
+                raise ValueError("trl: these settings need backend: trl")
+            return self
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ValueError("model: backend trl needs a local model directory or a Hugging Face id")
+        # Compared with the defaults, not with what was set: a saved config writes every field out.
+        for name, unset in (("pretrain", PretrainConfig()), ("init", None)):
+            if getattr(self, name) != unset:
+                raise ValueError(f"{name}: stage 1 is the organism's; backend trl starts from the given model")
+        if self.trl.micro_batch is not None and (self.rl.prompts * self.rl.group_size) % self.trl.micro_batch:
+            raise ValueError("trl.micro_batch: must divide rl.prompts * rl.group_size")
+        if self.trl.face_model is not None and not self.condition.face:
+            raise ValueError("trl.face_model: the condition has no Face (face: false)")
+        monitored = "monitor" in self.condition.rewards
+        if monitored and self.trl.monitor_judge is None and not self.monitor_words and not self.trl.monitor_patterns:
+            from legible.tasks import GSM8K, MultipleChoice, ProgramOutput, TextGameTask
+
+            classes = {c.name: c for c in (GSM8K, MultipleChoice, ProgramOutput, TextGameTask)}
+            if self.task.name in classes and not classes[self.task.name].state_words:
+                raise ValueError(
+                    f"monitor_words: the monitor term on task {self.task.name} needs banned words "
+                    "(or trl.monitor_judge)"
+                )
+        return self
 
     @field_validator("paraphraser")
     @classmethod
@@ -184,12 +331,19 @@ class RunConfig(_Strict):
         return spec
 
 
+def _organism_terms() -> set[str]:
+    from legible.reward import term_names
+
+    return set(term_names())
+
+
 def format_validation_error(err: ValidationError, source: str) -> str:
     first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    where = ".".join(str(p) for p in first["loc"])
     msg = first["msg"].removeprefix("Value error, ")
     more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return f"{source}: {where}: {msg}{more}"
+    # Whole-config checks name their field at the start of the message themselves.
+    return f"{source}: {where}: {msg}{more}" if where else f"{source}: {msg}{more}"
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
@@ -212,4 +366,6 @@ def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+    """Every field written out, except the sections the other backend uses."""
+    other = {"trl"} if cfg.backend == "organism" else {"pretrain", "init"}
+    path.write_text(yaml.safe_dump(cfg.model_dump(exclude=other), sort_keys=False))

@@ -1,5 +1,6 @@
 """One training run, end to end: stage 1 (or a given stage-1 model), GRPO, final evaluation,
-report. Everything lands in one run directory; ``resume=True`` continues a killed run."""
+report. Everything lands in one run directory; ``resume=True`` continues a killed run. A config with
+``backend: trl`` goes to ``legible.train.trl`` instead (a transformers model trained through TRL)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from functools import partial
 from pathlib import Path
 
 from legible.audit.organism import evaluate_organism, example_episodes
-from legible.config import ConfigError, RunConfig, save_config
+from legible.config import ConfigError, ConfigFieldError, RunConfig, save_config
 from legible.paraphrase import make_paraphraser
 from legible.policy.checkpoint import load_policy
 from legible.train.common import MetricsLog, progress_bar
@@ -24,8 +25,13 @@ def prepare_run_dir(cfg: RunConfig, out: Path, resume: bool) -> None:
         raise ConfigError(f"{out}: a run already exists here; pass --resume to continue it or choose another --out")
     if resume and saved.exists():
         import yaml
+        from pydantic import ValidationError
 
-        if yaml.safe_load(saved.read_text()) != cfg.model_dump():
+        try:  # compared as configs, so that defaults written out or left out read the same
+            same = RunConfig.model_validate(yaml.safe_load(saved.read_text())) == cfg
+        except (ValidationError, yaml.YAMLError):
+            same = False
+        if not same:
             raise ConfigError(
                 f"{saved}: the config differs from the one this run started with; --resume needs the same"
             )
@@ -47,6 +53,8 @@ def run_training(
     ``on_step(stage, step, total)`` reports progress to a caller that draws its own bars."""
     out = Path(out)
     prepare_run_dir(cfg, out, resume)
+    if cfg.backend == "trl":
+        return _run_trl(cfg, out, resume=resume, show_progress=show_progress, on_step=on_step)
     task = cfg.task.build()
     paraphraser = make_paraphraser(cfg.paraphraser, task)
     monitor = monitor_for(cfg, task)
@@ -106,6 +114,39 @@ def run_training(
         from legible.report.render import write_run_report
 
         write_run_report(out)
+    return final
+
+
+def _run_trl(
+    cfg: RunConfig,
+    out: Path,
+    *,
+    resume: bool,
+    show_progress: bool,
+    on_step: Callable[[str, int, int], None] | None,
+) -> dict:
+    """backend: trl: GRPO on a transformers model (``legible.train.trl``); no stage 1, no HTML report."""
+    try:
+        from legible.train.trl import train_trl
+    except ImportError as e:
+        raise ConfigFieldError(
+            f"backend: trl needs TRL and transformers ({e.name} is missing): pip install trl"
+        ) from None
+
+    with progress_bar(show_progress) as bars:
+        bar = bars.add_task(f"RL (trl): {cfg.condition.name}", total=cfg.rl.steps, info="")
+
+        def rl_step(step: int, row: dict) -> None:
+            shown = {"acc": row.get("accuracy"), "flagged": row.get("monitor_flag_rate")}
+            info = " ".join(f"{k} {v:.2f}" for k, v in shown.items() if isinstance(v, (int, float)))
+            bars.update(bar, completed=step, info=info)
+            if on_step:
+                on_step("rl", step, cfg.rl.steps)
+
+        final = train_trl(cfg, out, resume=resume, on_step=rl_step)
+    (out / "eval.json").write_text(json.dumps(final, indent=1, default=_jsonable))
+    scalars = {k: v for k, v in final.items() if isinstance(v, (int, float)) or v is None}
+    MetricsLog(out / "metrics.jsonl").write({"phase": "final", "step": cfg.rl.steps, **scalars})
     return final
 
 
