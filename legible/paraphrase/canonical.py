@@ -34,23 +34,45 @@ content stays exactly as after the character level, whitespace included):
    becomes ``\\n``; every other run becomes one space; the text is stripped. So paragraphs
    and hard-wrapped lines are flattened to one sentence per line, and list items keep their
    own lines.
+8. Operand order: a sum or a product of plain integers that is a whole left-hand side has its
+   operands in ascending numeric order: ``3 + 4 + 2 = 9`` -> ``2 + 3 + 4 = 9``,
+   ``7 x 2 x 5 = 70`` -> ``2 x 5 x 7 = 70``. Such a chain is two or more runs of digits joined
+   only by ``+``, or only by ``*`` and `` x `` (``×`` is ``x`` after step 3), spaces around ``+``
+   and ``*`` optional, directly followed by ``=`` or `` =``; it starts the text or a line, or
+   follows a space, bracket, quote, colon or semicolon, and what precedes that space is not an
+   operator, nor an ``x`` that does not end a word (``3 x 4 + 2 = 14`` stays). The order of the
+   operands of a commutative sum or product carries no meaning, so a normal form may fix it; left
+   free it is a hidden channel (``list_order`` in ``legible.stego.schemes``). This is the one
+   exception to "math spans keep their text": the operands are kept as a multiset, operators and
+   spacing stay in place, and nothing else in math changes: not ``10 - 3 = 7``, ``x + 2 = 5``,
+   ``x^2 + 3 = 7``, ``2 * 3 + 4 = 10``, ``1.5 + 2 = 3.5``, ``3 + 4`` without ``=``, nor code.
 
 Case inside names is not kept (capitalisation is a channel; "Alice" -> "alice"). The result
 is idempotent (``canonical(canonical(x)) == canonical(x)``) and draws nothing from ``rng``.
+
+Speed: a full regex pass over a long text costs far more than a search for a literal, so each
+step finds its candidate positions with cheap searches (literals, ``bytes.translate`` views with
+one byte per character) and applies its regex only there; the result is the same as applying
+the regexes kept below (``_SENT_END_RE``, ``_NL_RE``, ...) to the whole text, and the tests
+check that step by step.
 """
 
 from __future__ import annotations
 
+import codecs
+import functools
 import json
 import random
 import re
 import sys
+import threading
 import unicodedata
+from bisect import bisect_right
 from decimal import Decimal
 from importlib import resources
 
 from legible.paraphrase.base import Paraphraser, register_paraphraser
-from legible.paraphrase.protect import CODE_RE, iter_math
+from legible.paraphrase.protect import _OP, _OP_CHAR_RE, _OPERAND_CHARS, _OPERAND_START, CODE_RE, MATH_RE
 
 # ---------------------------------------------------------------------------- char level
 
@@ -125,10 +147,61 @@ def _build_table() -> dict[int, str]:
 
 TABLE = _build_table()
 _ASCII_CTRL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_ASCII_CTRL = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])  # the characters of _ASCII_CTRL_RE
+_ASCII_CTRL_TABLE = {c: ("\n" if c in (0x0B, 0x0C, 0x0D) else None) for c in _ASCII_CTRL}
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
+# Noncharacters that join independent pieces for one call (see ``_windows``): NFKC-stable, starters that
+# compose and reorder with nothing, not in TABLE, neither cased nor case-ignorable, kept by ``lower``.
+_PIECE_SEP, _WINDOW_SEP = "\uffff", "\ufffe"
+
+# The maximal runs of non-ASCII characters of a string, found by the ASCII encoder (which hands each run to
+# its error handler): several times faster than a regex search for them.
+_runs_tls = threading.local()
 
 
-_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
+def _record_run(exc: UnicodeEncodeError) -> tuple[str, int]:
+    _runs_tls.runs.append((exc.start, exc.end))
+    return "", exc.end
+
+
+codecs.register_error("legible.canonical.runs", _record_run)
+
+
+def _non_ascii_runs(text: str) -> tuple[list[tuple[int, int]], bytes]:
+    """The ``(start, end)`` of each maximal run of non-ASCII characters, and the ASCII characters as bytes."""
+    runs: list[tuple[int, int]] = []
+    _runs_tls.runs = runs
+    try:
+        ascii_bytes = text.encode("ascii", "legible.canonical.runs")
+    finally:
+        _runs_tls.runs = None
+    return runs, ascii_bytes
+
+
+def _windows(text: str, runs: list[tuple[int, int]], fn, sep: str | None) -> str | None:
+    """``text`` with each window (a run of non-ASCII characters and the one character before it) replaced by
+    its image: ``fn(windows, sep)`` gives the images of a list of windows, and may compute them in one call
+    on the windows joined by ``sep`` (a character that is in none of them), or returns None."""
+    starts = [s - 1 if s else s for s, _ in runs]
+    ends = [e for _, e in runs]
+    done = fn([text[s:e] for s, e in zip(starts, ends)], sep)
+    if done is None:
+        return None
+    return _interleave([text[s:e] for s, e in zip([0, *ends], [*starts, len(text)])], done)
+
+
+def _joined(fn):
+    """A ``_windows`` function from a function of one string that maps windows joined by ``sep`` piecewise."""
+
+    def apply(windows: list[str], sep: str | None) -> list[str] | None:
+        done = fn(sep.join(windows)).split(sep)
+        return done if len(done) == len(windows) else None
+
+    return apply
+
+
+def _has_ascii_ctrl(ascii_bytes: bytes) -> bool:
+    return len(ascii_bytes.translate(None, _ASCII_CTRL)) != len(ascii_bytes)
 
 
 def _char_piece(text: str) -> str:
@@ -144,37 +217,46 @@ def _char_piece(text: str) -> str:
 def char_level(text: str) -> str:
     """Steps 1-3 (character level) of the module docstring."""
     if text.isascii():
-        if _ASCII_CTRL_RE.search(text):
-            text = text.replace("\r\n", "\n")
-            text = _ASCII_CTRL_RE.sub(lambda m: "\n" if m.group() in "\r\x0b\x0c" else "", text)
+        if _has_ascii_ctrl(text.encode("ascii")):
+            text = text.replace("\r\n", "\n").translate(_ASCII_CTRL_TABLE)
         return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+    runs, ascii_bytes = _non_ascii_runs(text)
+    if _SURROGATE_RE.search("".join([text[s:e] for s, e in runs])):  # a lone surrogate is non-ASCII
         text = _SURROGATE_RE.sub("\ufffd", text)
-    text = text.replace("\r\n", "\n")
-    if _ASCII_CTRL_RE.search(text):
-        return _char_piece(text)
+        runs, ascii_bytes = _non_ascii_runs(text)
+    if _has_ascii_ctrl(ascii_bytes):
+        text = text.replace("\r\n", "\n")
+        if _ASCII_CTRL_RE.search(text):
+            return _char_piece(text)
+        runs, ascii_bytes = _non_ascii_runs(text)
     # A printable ASCII character, tab or newline neither decomposes, nor is in TABLE, nor composes with
     # what precedes it, so NFKC and TABLE act independently on the pieces between them: only runs of
     # non-ASCII characters (with the one character before, a possible base of a combining mark) change.
-    out: list[str] = []
-    pos = 0
-    start = end = -1
-    for m in _NON_ASCII_RE.finditer(text):
-        i = m.start()
-        if i == end:
-            end += 1
-            continue
-        if end >= 0:
-            out.append(text[pos:start])
-            out.append(_char_piece(text[start:end]))
-            pos = end
-        start, end = (i - 1 if i else i), i + 1
-    out.append(text[pos:start])
-    out.append(_char_piece(text[start:end]))
-    out.append(text[end:])
-    return "".join(out)
+    # The pieces are processed in one call, joined by U+FFFF, which keeps them independent in the same way
+    # (a piece that is stable after fewer rounds of _char_piece stays as it is in later rounds).
+    # Most pieces recur (quotes, dashes, accented words), so results are also cached.
+    return _windows(text, runs, _cached_char_pieces, None if _PIECE_SEP in text else _PIECE_SEP)
+
+
+_PIECE_CACHE: dict[str, str] = {}
+
+
+def _cached_char_pieces(pieces: list[str], sep: str | None) -> list[str]:
+    """``[_char_piece(p) for p in pieces]``, looked up in a cache; the new pieces in one call joined by ``sep``
+    (when it is not None)."""
+    cache = _PIECE_CACHE
+    done = [cache.get(p) for p in pieces]
+    if None not in done:
+        return done
+    todo = list(dict.fromkeys(p for p, d in zip(pieces, done) if d is None))
+    new = _char_piece(sep.join(todo)).split(sep) if sep is not None else None
+    if new is None or len(new) != len(todo):
+        new = [_char_piece(p) for p in todo]
+    fresh = dict(zip(todo, new))
+    if len(cache) > 20000:
+        cache.clear()
+    cache.update((p, d) for p, d in fresh.items() if len(p) <= 64)
+    return [d if d is not None else fresh[p] for p, d in zip(pieces, done)]
 
 
 # ---------------------------------------------------------------------------- numbers
@@ -212,6 +294,11 @@ _FOLLOWS = {  # which kinds may follow which inside one number
 
 
 def _words_to_numbers(m: re.Match) -> str:
+    return _number_words(m.group())
+
+
+@functools.lru_cache(maxsize=4096)  # the same few runs ("one thousand", "twenty-one") recur
+def _number_words(run: str) -> str:
     """Convert a run of number words to digits. Where the grammar breaks, a new number starts
     and the text between is kept (``five six`` -> ``5 6``, ``one and two`` -> ``one and 2``);
     ``hundred``/``thousand``/... with no number before them stay words; a lone ``one`` stays."""
@@ -226,7 +313,7 @@ def _words_to_numbers(m: re.Match) -> str:
         if words:
             out.append("one" if words == ["one"] else str(total + cur))
 
-    for tok in _TOKEN_RE.findall(m.group()):
+    for tok in _TOKEN_RE.findall(run):
         if not tok[0].isalpha() or tok == "and":
             seps.append(tok)
             continue
@@ -267,18 +354,126 @@ def _digit_scale(m: re.Match) -> str:
     return str(int(value)) if value == value.to_integral_value() else m.group()
 
 
+# ---------------------------------------------------------------------------- fast substitution
+#
+# A full regex pass over a long text costs far more than a search for a literal string, so most steps find
+# *candidate* positions with cheap searches and run the step's regex only there. ``_sub_at`` then gives
+# exactly ``pattern.sub(repl, text)`` provided every position where a match of ``pattern`` can start is among
+# ``starts`` (the regexes used with it match no empty string; lookbehinds and ``\b`` still see the text before
+# a start).
+
+
+def _sub_at(pattern: re.Pattern, text: str, starts, repl) -> str:
+    out: list[str] = []
+    pos = 0
+    match = pattern.match
+    for s in starts:  # ascending
+        if s < pos:
+            continue
+        m = match(text, s)
+        if m is None:
+            continue
+        out.append(text[pos:s])
+        out.append(repl(m))
+        pos = m.end()
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _skeleton(text: str) -> bytes:
+    """``text`` as ASCII bytes, one byte per character (every non-ASCII character becomes ``?``), so that a
+    bytes regex finds candidates at the same indices, and ``bytes.translate`` can map character classes."""
+    return text.encode("ascii", "replace")
+
+
+_SEP_HINT_RE = re.compile(r",\d\d\d")  # the first comma of a _SEPARATORS_RE match, 1-3 characters in
+
+
+def _drop_separators(text: str) -> str:
+    """``_SEPARATORS_RE.sub`` dropping the commas (step 5)."""
+    if "," not in text:
+        return text
+    starts = []
+    for h in _SEP_HINT_RE.finditer(text):
+        c = h.start()  # a match starts where the digits before c start (it has none before it), 1-3 back
+        s = c
+        while s > c - 4 and s > 0 and text[s - 1].isdecimal():
+            s -= 1
+        if s < c:
+            starts.append(s)
+    return _sub_at(_SEPARATORS_RE, text, starts, _drop_commas)
+
+
+def _drop_commas(m: re.Match) -> str:
+    return m.group().replace(",", "")
+
+
+def _trie(words: list[str]) -> str:
+    """A regex alternation of ``words`` factored by prefix (much faster to try than a flat one)."""
+    heads: dict[str, list[str]] = {}
+    for w in words:
+        heads.setdefault(w[0], []).append(w[1:])
+    alts = []
+    for c, rests in sorted(heads.items()):
+        longer = [r for r in rests if r]
+        if not longer:
+            alts.append(re.escape(c))
+        else:
+            alts.append(re.escape(c) + "(?:" + _trie(longer) + ")" + ("?" if "" in rests else ""))
+    return "|".join(alts)
+
+
+# A number word starts at a word boundary: after a non-word character. In the skeleton every non-word
+# character (non-ASCII ones included, as ``?``) becomes a space, so the candidates are " <number word>".
+_NONWORD_TO_SPACE = bytes(c if (chr(c).isalnum() or c == 0x5F) else 0x20 for c in range(128)) + b" " * 128
+_NUMWORD_HINT_RE = re.compile((" (?:" + _trie(sorted([*_UNITS, *_TENS, *_SCALES])) + ")").encode())
+
+
 def numbers(text: str) -> str:
-    """Written-out numbers to digits (lowercase text expected)."""
-    if _NUMWORDS_RE.search(text):
-        text = _NUMWORDS_RE.sub(_words_to_numbers, text)
-    return text
+    """Written-out numbers to digits (lowercase text expected): ``_NUMWORDS_RE.sub``."""
+    view = b" " + _skeleton(text).translate(_NONWORD_TO_SPACE)
+    starts = [m.start() for m in _NUMWORD_HINT_RE.finditer(view)]  # index in view of " " = index in text of word
+    if not starts:
+        return text
+    return _sub_at(_NUMWORDS_RE, text, starts, _words_to_numbers)
+
+
+_SCALE_WORDS = ("hundred", "thousand", "million", "billion")
+
+
+def _digit_scale_sub(text: str) -> str:
+    """``_DIGIT_SCALE_RE.sub(_digit_scale, text)``: a match is digits, whitespace, then a scale word."""
+    if not ("illion" in text or "hundred" in text or "thousand" in text):
+        return text
+    found = [w for w in _SCALE_WORDS if w in text]
+    starts: list[int] = []
+    for w in found:
+        i = text.find(w)
+        while i >= 0:
+            j = i
+            while j > 0 and text[j - 1] in " \t\n":
+                j -= 1
+            k = j
+            while k > 0 and text[k - 1].isdecimal():
+                k -= 1
+            if j < i and k < j:
+                starts.append(k)
+                if k >= 2 and text[k - 1] == "." and text[k - 2].isdecimal():
+                    k -= 1
+                    while k > 0 and text[k - 1].isdecimal():
+                        k -= 1
+                    starts.append(k)
+            i = text.find(w, i + 1)
+    starts.sort()
+    return _sub_at(_DIGIT_SCALE_RE, text, starts, _digit_scale)
 
 
 def digit_forms(text: str) -> str:
     """Drop digit-group separators and apply spelled scales to digits (``3 million``)."""
     for _ in range(4):
-        new = _SEPARATORS_RE.sub(lambda m: m.group().replace(",", ""), text) if "," in text else text
-        new = _DIGIT_SCALE_RE.sub(_digit_scale, new)
+        new = _digit_scale_sub(_drop_separators(text))
         if new == text:
             break
         text = new
@@ -288,17 +483,37 @@ def digit_forms(text: str) -> str:
 # ---------------------------------------------------------------------------- token level
 
 _PUNCT_RE = re.compile(r"([.!?])[.!?]+|([,;:])\2+|-{2,}")
+_PUNCT_RUN_RE = re.compile(r"[-.!?,;:]{2,}")  # a _PUNCT_RE match lies inside one such run
+_PUNCT_TRIGGER_RE = re.compile(r"[!?,;:][.!?,;:]")
+_PUNCT_VIEW = bytes(0x2E if chr(c) in "-.!?,;:" else 0x61 for c in range(256))
+_PUNCT_RUN_VIEW_RE = re.compile(rb"\.\.+")
 _WS_RE = re.compile(r"[ \t]{2,}|\t")
+_SPACES_RE = re.compile(r"  +")
 _NL_RE = re.compile(r"[ \t]*\n\s*")
+_SPACE_NL_RE = re.compile(r"\n(?<= \n)")  # " \n", written to start with the (rarer) literal "\n"
+_NL_WS_RE = re.compile(r"\n[ \n]+")
 _SENT_END_RE = re.compile(r"(?<=[^\d\s.!?][.!?]) (?=\S)")
+# _SENT_END_RE for one punctuation mark, written to start with that literal character (fast to search for)
+_SENT_END_BY_MARK = [(c, re.compile(rf"\{c}(?<=[^\d\s.!?]\{c}) (?=\S)")) for c in ".!?"]
 _SENT_END_NUM_RE = re.compile(r"([^\n\d.]\d+(?:\.\d+)*[.!?]) (?=\S)")  # "is 2. Then", not "\n1. item"
+_SENT_END_NUM_HINT_RE = [re.compile(rf"\{c}(?<=\d\{c}) ") for c in ".!?"]
+# NOTE: "\x01" below was the fence placeholder of an earlier version; no character of the text matches it now,
+# so a line break before or after a fenced block is kept or joined like any other (unlike step 7 says).
 _LIST_ITEM_RE = re.compile(r"(?:[-*+>](?: |$)|#|\d+[.)](?: |$)|\x01)")
 _LINE_END_RE = re.compile(r"(?:[^\d\s.!?][.!?]|[^\n\d.]\d+(?:\.\d+)*[.!?]|\x01)$")
-# Code spans are stashed behind placeholders while the prose around them is rewritten. They are
-# private-use characters because the prose steps delete control characters (an earlier choice of
-# \x00/\x01 lost a placeholder and put the next code span in its place); any such character
-# already in the text becomes U+FFFD first, so a placeholder is never ambiguous.
-_FENCE, _INLINE = "\ue000", "\ue001"
+# a line break that is not kept for certain by its line's end (a sentence end "word." keeps it)
+_DIGITS_DOTS_RE = re.compile(r"[\d.]*")
+_JOIN_HINT_RE = re.compile(r"\n(?<![^\d\s.!?][.!?]\n)")
+_HAS_MATH_ATOM_RE = re.compile(r"[\d^]")
+_CODE_SPLIT_RE = re.compile(f"({CODE_RE.pattern})", CODE_RE.flags)
+# While the prose is rewritten, each code span is stashed behind _CODE and the prose is cut at each math
+# span by _MATH. Both are ASCII control characters, which the character level deletes, so they are never
+# ambiguous, and behave in every step as the private-use characters U+E000/U+E001 that an earlier version
+# used (a non-word, non-space, non-digit, non-punctuation character); they never reach ``char_level`` again.
+_CODE, _MATH = "\x02", "\x00"
+_FENCE, _INLINE = "\ue000", "\ue001"  # still mapped to U+FFFD in the input, as before
+_MATH_RE = re.compile(_MATH)
+_SIGMA = "\u03a3"
 
 
 def _punct(m: re.Match) -> str:
@@ -317,67 +532,444 @@ def _lower_prose(s: str) -> str:
     return char_level(low)
 
 
-def _prose(s: str) -> str:
-    s = _lower_prose(s)
-    if "--" in s or ".." in s or re.search(r"[!?,;:][.!?,;:]", s):
-        s = _PUNCT_RE.sub(_punct, s)
-    return numbers(s)
+def _lower_gap(s: str) -> str:
+    """``_lower_prose`` of a prose gap that may hold _CODE placeholders."""
+    low = s.lower()
+    if low.isascii():
+        return low
+    if _CODE in s:  # the placeholder must not meet char_level (it would delete it)
+        return _lower_prose(s.replace(_CODE, _FENCE)).replace(_FENCE, _CODE)
+    return _lower_prose(s)
+
+
+class _Fallback(Exception):
+    pass
+
+
+def _lower_windows(batch: str) -> str:
+    """The loop of ``_lower_prose`` on lowercased windows joined by _WINDOW_SEP (see ``_lower_text``)."""
+    x = batch.replace(_CODE, _FENCE).replace(_MATH, _INLINE)  # a window's first character may be one
+    for _ in range(4):
+        c = char_level(x)
+        if _SIGMA in c:
+            raise _Fallback
+        nxt = c.lower()
+        if nxt == x:
+            break
+        x = nxt
+    else:
+        c = char_level(x)
+    return c.replace(_FENCE, _CODE).replace(_INLINE, _MATH)
+
+
+def _latin1_lower_tables() -> tuple[bytes, bytes]:
+    """A ``bytes.translate`` table for ``str.lower`` on Latin-1 text, and the bytes (ASCII, and lowercase
+    Latin-1 letters ``l`` such that ``_lower_prose`` leaves any text of them and ASCII as it is: ``l`` is NFKC-
+    and TABLE-stable and its own lowercase, and composes with no ASCII character or such letter)."""
+    table = bytearray(range(256))
+    plain = [bytes([c]) for c in range(128)]
+    letters = []
+    for c in range(256):
+        low = chr(c).lower()
+        if len(low) == 1 and ord(low) < 256:
+            table[c] = ord(low)
+        if (
+            c >= 128
+            and len(low) == 1
+            and ord(low) < 256
+            and low.lower() == low
+            and ord(low) not in TABLE
+            and unicodedata.normalize("NFKC", low) == low
+            and unicodedata.combining(low) == 0
+        ):
+            letters.append(low)
+    ok = [
+        x
+        for x in dict.fromkeys(letters)
+        if all(unicodedata.is_normalized("NFKC", chr(a) + x) for a in range(128))
+        and all(unicodedata.is_normalized("NFKC", x + y) for y in letters)
+    ]
+    return bytes(table), b"".join(plain) + "".join(ok).encode("latin-1")
+
+
+_LATIN1_LOWER, _LATIN1_PLAIN = _latin1_lower_tables()
+
+
+def _lower_text(prose: str) -> str:
+    """``_MATH.join(_lower_gap(g) for g in prose.split(_MATH))``.
+
+    Outside the context of a capital sigma (``Σ``), ``str.lower`` maps each character on its own; then on
+    ASCII characters ``_lower_prose`` is ``lower`` (and ``char_level`` does nothing), and ``char_level``
+    rewrites each window (a non-ASCII run and the character before it) on its own. So all gaps are
+    lowercased at once, and the loop of ``_lower_prose`` runs once on all windows, joined by _WINDOW_SEP (a
+    window that is stable early stays as it is in later rounds)."""
+    if prose.isascii():
+        return prose.lower()
+    if _SIGMA not in prose and _WINDOW_SEP not in prose and _PIECE_SEP not in prose:
+        view = _latin1(prose)
+        if view is None:
+            low, fn = prose.lower(), _joined(_lower_windows)
+        else:
+            low_bytes = view.translate(_LATIN1_LOWER)
+            if not low_bytes.translate(None, _LATIN1_PLAIN):  # nothing for _lower_prose's loop to do
+                return low_bytes.decode("latin-1")
+            # bytes.lower lowercases the ASCII letters (fast); the windows hold all the other characters
+            low, fn = view.lower().decode("latin-1"), _joined(lambda batch: _lower_windows(batch.lower()))
+        try:
+            out = _windows(low, _non_ascii_runs(low)[0], fn, _WINDOW_SEP)
+        except _Fallback:
+            out = None
+        if out is not None:
+            return out
+    return _MATH.join([_lower_gap(g) for g in prose.split(_MATH)])
+
+
+def _latin1(text: str) -> bytes | None:
+    """``text`` as bytes with one byte per character (None when it has a character above U+00FF)."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+
+
+def _collapse_punct(prose: str) -> str:
+    """``_PUNCT_RE.sub`` in each segment (the prose between two math spans, cut by _MATH) where ``--``, ``..``
+    or a pair ``[!?,;:][.!?,;:]`` occurs (as before, where none does, ``.!`` and ``.?`` stay)."""
+    view = _latin1(prose)
+    if view is None:
+        runs = [m.span() for m in _PUNCT_RUN_RE.finditer(prose)]
+    else:  # the same runs, found as runs of "." after mapping each punctuation mark to "."
+        runs = [m.span() for m in _PUNCT_RUN_VIEW_RE.finditer(view.translate(_PUNCT_VIEW))]
+    if not runs:
+        return prose
+    pieces = [prose[a:b] for a, b in runs]
+    hits = [_punct_hit(r) for r in pieces]
+    if not any(hits):
+        return prose
+    if not all(hits) and _MATH in prose:  # a run collapses when its segment has a hit
+        cuts = [m.start() for m in _MATH_RE.finditer(prose)]
+        hot = {bisect_right(cuts, a) for (a, _), hit in zip(runs, hits) if hit}
+        hits = [bisect_right(cuts, a) in hot for a, _ in runs]
+    elif not all(hits):
+        hits = [True] * len(runs)
+    ends = [0] + [b for _, b in runs]
+    starts = [a for a, _ in runs] + [len(prose)]
+    return _interleave(
+        [prose[e:s] for e, s in zip(ends, starts)],
+        [_collapse_run(r) if hit else r for r, hit in zip(pieces, hits)],
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _punct_hit(run: str) -> bool:
+    return "--" in run or ".." in run or _PUNCT_TRIGGER_RE.search(run) is not None
+
+
+@functools.lru_cache(maxsize=1024)
+def _collapse_run(run: str) -> str:
+    return _PUNCT_RE.sub(_punct, run)
+
+
+def _whitespace(text: str) -> str:
+    """``_WS_RE.sub(" ")`` then ``_NL_RE.sub("\\n")``: a run of spaces/tabs becomes one space, a run of
+    whitespace holding a line break one line break. After the character level (and outside code) the only
+    whitespace characters are space, tab and line break (a test checks every character), so once tabs are
+    spaces and runs of spaces single, a match of ``[ \\t]*\\n\\s*`` is an optional space, then ``\\n[ \\n]*``."""
+    if "\t" in text:
+        text = text.replace("\t", " ")
+    if "  " in text:
+        text = _SPACES_RE.sub(" ", text)
+    if _SPACE_NL_RE.search(text):
+        text = text.replace(" \n", "\n")
+    return _NL_WS_RE.sub("\n", text)
+
+
+def _sentence_breaks(text: str) -> str:
+    """``_SENT_END_RE.sub("\\n")`` then ``_SENT_END_NUM_RE.sub(r"\\1\\n")``."""
+    # _SENT_END_RE replaces single spaces and looks only at characters it never replaces (or replaces by
+    # whitespace with whitespace), so one pass per punctuation mark gives the same.
+    for c, rx in _SENT_END_BY_MARK:
+        if c + " " in text:
+            text = rx.sub(c + "\n", text)
+    # a _SENT_END_NUM_RE match ends with digit, mark, space; it starts at the character before the
+    # maximal run of digits and dots that ends at the mark.
+    ends = sorted(m.start() for rx in _SENT_END_NUM_HINT_RE for m in rx.finditer(text))
+    starts = []
+    for p in ends:
+        seg = text[max(0, p - 32) : p]
+        r = p - len(seg) + len(seg.rstrip("0123456789."))
+        while r > 0 and (text[r - 1].isdecimal() or text[r - 1] == "."):  # other digits, or a longer run
+            r -= 1
+        if r > 0:
+            starts.append(r - 1)
+    return _sub_at(_SENT_END_NUM_RE, text, starts, lambda m: m.group(1) + "\n")
 
 
 def _join_lines(text: str) -> str:
     """Keep a line break only after a sentence end or a fenced block, before a list item or a
-    fenced block, or after a list item's line; join other lines with a space."""
-    lines = text.split("\n")
-    out = [lines[0]]
-    item = bool(_LIST_ITEM_RE.match(lines[0]))
-    for ln in lines[1:]:
-        prev = out[-1]
-        if item or _LIST_ITEM_RE.match(ln) or _LINE_END_RE.search(prev):
-            out.append(ln)
-            item = bool(_LIST_ITEM_RE.match(ln))
+    fenced block, or after a list item's line; join other lines with a space.
+
+    A break is kept when the line after it is a list item, or the line before it is one (such a line
+    always starts its own output line), or the output line before it (the line before, and lines joined to
+    it) ends a sentence; only a break after a sentence end ``word.`` is certainly kept, so only the other
+    breaks (``_JOIN_HINT_RE``) are looked at, in order."""
+    joined: list[int] = []
+    last_hint, last_kept = -2, True
+    for h in _JOIN_HINT_RE.finditer(text):
+        p = h.start()
+        a = text.rfind("\n", 0, p) + 1  # the line before: text[a:p]
+        b_end = text.find("\n", p + 1)
+        if b_end < 0:
+            b_end = len(text)
+        if _LIST_ITEM_RE.match(text, p + 1, b_end) or _LIST_ITEM_RE.match(text, a, p):
+            keep = True
         else:
-            out[-1] = prev + " " + ln
-    return "\n".join(out)
+            # (a match ends at p; only one after a long run of digits and dots starts 40 or more before p)
+            t = max(a, p - 40)
+            if t > a and _DIGITS_DOTS_RE.fullmatch(text, t, p - 1):
+                t = a
+            if a - 1 == last_hint and not last_kept:  # the line before was joined: " " + line ends the output line
+                keep = _LINE_END_RE.search((" " if t == a else "") + text[t:p]) is not None
+            else:
+                keep = _LINE_END_RE.search(text, t, p) is not None
+        if not keep:
+            joined.append(p)
+        last_hint, last_kept = p, keep
+    if not joined:
+        return text
+    out: list[str] = []
+    pos = 0
+    for p in joined:
+        out.append(text[pos:p])
+        pos = p + 1
+    out.append(text[pos:])
+    return " ".join(out)
+
+
+# operand order (step 8)
+_SUM_OPS = frozenset("+")
+_PRODUCT_OPS = frozenset("*x")
+_CHAIN_OPENERS = frozenset(" \n([{\"':;")
+_BEFORE_OPS = frozenset("-+*/=<>^%!~&|)]$\x02\u00d7\u00f7\u2212\u2264\u2265\u2260")
+
+
+def _chain_before(text: str, j: int) -> tuple[int, list[str], list[str]] | None:
+    """The commutative chain ending at ``text[j]`` (just before `` =``): ``(start, operands, separators)``, or
+    None when there is none or it is not the whole left-hand side."""
+    operands: list[str] = []
+    seps: list[str] = []
+    family = None
+    k = j
+    while True:
+        i = k
+        while i > 0 and "0" <= text[i - 1] <= "9":
+            i -= 1
+        if i == k:
+            return None
+        operands.append(text[i:k])
+        # a separator ending at i: "+", " +", "+ ", " + ", "*" (same), " x "
+        c1 = text[i - 1] if i >= 1 else ""
+        c2 = text[i - 2] if i >= 2 else ""
+        if c1 == " " and c2 in ("+", "*"):
+            s = i - 3 if i >= 3 and text[i - 3] == " " else i - 2
+            op = c2
+        elif c1 == " " and c2 == "x" and i >= 3 and text[i - 3] == " ":
+            s, op = i - 3, "x"
+        elif c1 in ("+", "*"):
+            s = i - 2 if c2 == " " else i - 1
+            op = c1
+        else:
+            break
+        fam = _SUM_OPS if op == "+" else _PRODUCT_OPS
+        if family is None:
+            family = fam
+        elif fam is not family:
+            return None
+        if s < 1 or not ("0" <= text[s - 1] <= "9"):
+            return None
+        seps.append(text[s:i])
+        k = s
+    if len(operands) < 2:
+        return None
+    # the chain must be the whole left-hand side: at the start, or after a space, line break or opening
+    # bracket, quote, colon or semicolon, and not after an operator and a space; nor after an "x" and a space
+    # unless the x ends a word ("max 4 + 2 = 6" is sorted, "3 x 4 + 2 = 14" and "3x 4 + 2 = 14" are not)
+    if i >= 1:
+        c = text[i - 1]
+        if c not in _CHAIN_OPENERS:
+            return None
+        if c == " " and i >= 2:
+            c2 = text[i - 2]
+            if c2 in _BEFORE_OPS or (c2 in "xX" and not (i >= 3 and (text[i - 3].isalpha() or text[i - 3] == "_"))):
+                return None
+    operands.reverse()
+    seps.reverse()
+    return i, operands, seps
+
+
+def _operand_key(x: str) -> tuple:
+    v = x.lstrip("0")
+    return (len(v), v, x)  # numeric order without int() (no digit limit), ties by the literal
+
+
+def _sort_operands(text: str) -> str:
+    """Step 8 (on text whose code is stashed): the operands of each commutative chain (a sum, or a product)
+    before ``=`` in ascending order."""
+    if "=" not in text or not ("+" in text or "*" in text or " x " in text):
+        return text
+    out: list[str] = []
+    pos = 0
+    e = text.find("=")
+    while e >= 0:
+        j = e - 1 if e >= 1 and text[e - 1] == " " else e  # a chain ends at j
+        e = text.find("=", e + 1)
+        if j <= pos or not "0" <= text[j - 1] <= "9":
+            continue
+        i = j - 1
+        while i > 0 and "0" <= text[i - 1] <= "9":
+            i -= 1
+        c = text[i - 1] if i else ""
+        if not (c == "+" or c == "*" or (c == " " and i >= 2 and text[i - 2] in "+*x")):
+            continue  # no separator before the last operand (the common case, kept out of _chain_before)
+        chain = _chain_before(text, j)
+        if chain is not None and chain[0] >= pos:
+            i, operands, seps = chain
+            ordered = sorted(operands, key=_operand_key)
+            if ordered != operands:
+                parts = [ordered[0]]
+                for sep, x in zip(seps, ordered[1:]):
+                    parts += (sep, x)
+                out.append(text[pos:i])
+                out.append("".join(parts))
+                pos = j
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)
+
+
+# Math spans. ``protect.iter_math`` looks at each operator character in turn and tries ``MATH_RE`` at the
+# operand starts before it; in prose most operator characters are hyphens, dashes, bullets and "!", where no
+# match can be. ``_iter_math`` is the same loop, which skips those first.
+_OP_VIEW = bytes(0x23 if _OP_CHAR_RE.match(chr(c)) else 0x61 for c in range(256))
+_OPERAND_CHARS_STR = "".join(sorted(_OPERAND_CHARS))
+_OPERAND_END = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_)]!")
+_AFTER_OP_RE = re.compile(rf"{_OP}[ \t]*-?[(\[A-Za-z0-9_]")  # an operator, then an operand starts
+_AFTER_BANG_RE = re.compile(rf"[!)\]]*[ \t]*{_OP}")  # "!" ends an operand before an operator, or is "!="
+
+
+def _iter_math(text: str):
+    """The matches of ``protect.iter_math(text)``: the same loop, with the operator characters found in a
+    one-byte-per-character view where they are ``#``, the line start kept up to date instead of searched for
+    from each operator (quadratic on a long line), and operators where no match can be skipped at once.
+
+    The skip: a match found at operator character ``q`` (the first at or after ``pos``) starts before ``q``,
+    with no operator character in between, so unless ``q`` may sit inside an operand's ``(...)`` (of at most
+    40 characters) it is an operand that ends just before ``q`` (spaces aside), the operator at ``q``, then an
+    operand; or, for ``!``, an operand whose ending ``)]!`` holds ``q``, then an operator."""
+    view = _latin1(text)
+    if view is not None:
+        view = view.translate(_OP_VIEW)
+    op_search = _OP_CHAR_RE.search
+    match = MATH_RE.match
+    after_op = _AFTER_OP_RE.match
+    endpos = len(text)
+    pos = 0
+    line_start = scanned = 0  # text.rfind("\n", 0, q) + 1, kept up to date (q only grows)
+    while True:
+        if view is not None:
+            q = view.find(b"#", pos)
+            if q < 0:
+                return
+        else:
+            o = op_search(text, pos)
+            if o is None:
+                return
+            q = o.start()
+        nl = text.rfind("\n", scanned, q)
+        if nl >= 0:
+            line_start = nl + 1
+        scanned = q
+        lo = max(pos, line_start)
+        w = max(lo, q - 64)
+        seg = text[w:q].rstrip(" \t")
+        j = w + len(seg)
+        if j == w:
+            while j > lo and text[j - 1] in " \t":
+                j -= 1
+        if text.find("(", max(lo, q - 48), q) < 0:  # the skip
+            if text[q] == "!":
+                if _AFTER_BANG_RE.match(text, q) is None:
+                    pos = q + 1
+                    continue
+            elif j == lo or text[j - 1] not in _OPERAND_END or after_op(text, q) is None:
+                pos = q + 1
+                continue
+        # from here on as in iter_math
+        k = w + len(seg.rstrip(_OPERAND_CHARS_STR)) if j > w else j
+        if k <= w:
+            while k > lo and text[k - 1] in _OPERAND_CHARS:
+                k -= 1
+        s = lo if (k > lo and (text.find(")", k, j) >= 0 or text.find("(", max(lo, k - 42), k) >= 0)) else k
+        found = None
+        for x in range(s, q):
+            if text[x] in _OPERAND_START:
+                found = match(text, x, endpos)
+                if found is not None:
+                    break
+        if found is None:
+            pos = q + 1
+            continue
+        yield found
+        pos = found.end()
 
 
 def token_level(text: str) -> str:
-    """Steps 4-7 of the module docstring (``text`` is already at the character level)."""
-    codes: list[str] = []
-
-    def stash(m: re.Match) -> str:
-        codes.append(m.group())
-        return _FENCE if m.group().startswith("```") else _INLINE
-
+    """Steps 4-8 of the module docstring (``text`` is already at the character level)."""
+    if _CODE in text or _MATH in text:  # not at the character level (ASCII controls): make it so
+        text = char_level(text)
     if _FENCE in text or _INLINE in text:
         text = text.replace(_FENCE, "\ufffd").replace(_INLINE, "\ufffd")
+    codes: list[str] = []
     if "`" in text:
-        text = CODE_RE.sub(stash, text).replace("`", "'")
-    if "," in text:
-        text = _SEPARATORS_RE.sub(lambda m: m.group().replace(",", ""), text)
-    out: list[str] = []
+        parts = _CODE_SPLIT_RE.split(text)  # prose, code, prose, ..., prose
+        codes = parts[1::2]
+        text = _CODE.join(parts[0::2]).replace("`", "'")
+    text = _drop_separators(text)
+    # step 6: math spans (with a digit or ^) stay as they are; the prose between them is rewritten as one
+    # text cut by _MATH (no prose rule matches across it, as none would across the end of a piece)
+    maths: list[str] = []
+    gaps: list[str] = []
     pos = 0
-    for m in iter_math(text):
+    for m in _iter_math(text):
         g = m.group()
-        if not re.search(r"[\d^]", g):
+        if not _HAS_MATH_ATOM_RE.search(g):
             continue
-        out.append(_prose(text[pos : m.start()]))
-        out.append(g)
+        gaps.append(text[pos : m.start()])
+        maths.append(g)
         pos = m.end()
-    out.append(_prose(text[pos:]))
-    text = "".join(out)
+    gaps.append(text[pos:])
+    prose = _collapse_punct(_lower_text(_MATH.join(gaps)))
+    prose = numbers(prose)
+    text = _interleave(prose.split(_MATH), maths) if maths else prose
     text = digit_forms(text)  # again: the prose pass can make new groups ("twelve,345" -> "12,345")
-    text = _WS_RE.sub(" ", text)
-    if "\n" in text:
-        text = _NL_RE.sub("\n", text)
-    text = _SENT_END_RE.sub("\n", text)
-    text = _SENT_END_NUM_RE.sub(r"\1\n", text)
+    text = _whitespace(text)
+    text = _sentence_breaks(text)
     text = text.strip(" \n")
     if "\n" in text:
         text = _join_lines(text)
+    text = _sort_operands(text)
     if codes:
-        it = iter(codes)
-        text = re.sub(f"[{_FENCE}{_INLINE}]", lambda m: next(it), text)
+        text = _interleave(text.split(_CODE), codes)
     return text
+
+
+def _interleave(parts: list[str], fill: list[str]) -> str:
+    """``parts[0] + fill[0] + parts[1] + fill[1] + ...`` (one fewer ``fill`` than ``parts``)."""
+    out = [""] * (2 * len(parts) - 1)
+    out[0::2] = parts
+    out[1::2] = fill
+    return "".join(out)
 
 
 def canonicalize(text: str) -> str:
