@@ -44,6 +44,10 @@ def quick_config() -> DemoConfig:
     return DemoConfig(seeds=[0], base=base)
 
 
+# Relative cost of a condition's RL run (seconds per run, measured in a full demo): the order jobs start in.
+RL_COST = {"monitor+face": 102, "monitor+paraphrase": 74, "monitor+sensitivity": 61, "outcome": 39, "monitor": 35}
+
+
 def _init_worker() -> None:
     import torch
 
@@ -105,25 +109,28 @@ def run_demo(demo: DemoConfig, out: Path, *, resume: bool = False, show_progress
     stage1_jobs.append(("no-CoT baseline", demo.base.model_copy(update={"seed": demo.seeds[0]}), out / "no_cot", False))
     with progress_bar(show_progress) as bars, ProcessPoolExecutor(demo.workers, ctx, initializer=_init_worker) as pool:
         tasks = {}
-        futures = []
-        for label, cfg, path, with_cot in stage1_jobs:
-            tasks[str(path)] = bars.add_task(label, total=cfg.pretrain.steps, info="")
-            futures.append(pool.submit(_stage1_job, cfg.model_dump_json(), str(path), with_cot, resume, updates))
-        _drain(futures, updates, bars, tasks)
-        futures = []
-        for cond in demo.conditions:
-            for s in demo.seeds:
-                cfg = demo.base.model_copy(
-                    update={
-                        "seed": s,
-                        "condition": CONDITIONS[cond],
-                        "init": str(out / f"seed{s}" / "stage1" / "policy"),
-                    }
-                )
+        seed_of = {}  # a stage-1 future -> its seed, whose RL runs start as soon as it is done
+
+        def submit_rl(s: int) -> list:
+            # longest first (the Face trains a second model, the paraphrase conditions answer twice), so
+            # that the last jobs to start are short and the two workers finish together
+            futures = []
+            for cond in sorted(demo.conditions, key=lambda c: -RL_COST.get(c, 1.0)):
+                init = str(out / f"seed{s}" / "stage1" / "policy")
+                cfg = demo.base.model_copy(update={"seed": s, "condition": CONDITIONS[cond], "init": init})
                 path = out / f"seed{s}" / cond
                 tasks[str(path)] = bars.add_task(f"{cond}, seed {s}", total=cfg.rl.steps, info="")
                 futures.append(pool.submit(_rl_job, cfg.model_dump_json(), str(path), resume, updates))
-        _drain(futures, updates, bars, tasks)
+            return futures
+
+        futures = []
+        for label, cfg, path, with_cot in stage1_jobs:
+            tasks[str(path)] = bars.add_task(label, total=cfg.pretrain.steps, info="")
+            future = pool.submit(_stage1_job, cfg.model_dump_json(), str(path), with_cot, resume, updates)
+            futures.append(future)
+            if with_cot:
+                seed_of[future] = cfg.seed
+        _drain(futures, updates, bars, tasks, lambda f: submit_rl(seed_of[f]) if f in seed_of else [])
     summary = summarise(demo, out, time.perf_counter() - start)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     from legible.report.render import write_demo_report
@@ -132,13 +139,15 @@ def run_demo(demo: DemoConfig, out: Path, *, resume: bool = False, show_progress
     return summary
 
 
-def _drain(futures, updates, bars, tasks) -> None:
-    """Wait for ``futures``, moving progress messages from the workers onto the bars."""
+def _drain(futures, updates, bars, tasks, then) -> None:
+    """Wait for ``futures`` and for the jobs ``then(future)`` submits when one of them is done,
+    moving progress messages from the workers onto the bars."""
     pending = set(futures)
     while pending:
         done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
         for f in done:
             f.result()  # a worker's exception surfaces here
+            pending |= set(then(f))
         while True:
             try:
                 key, step = updates.get_nowait()

@@ -30,10 +30,10 @@ content stays exactly as after the character level, whitespace included):
 7. Whitespace: a run of whitespace after a sentence end (``.``, ``!`` or ``?`` after a
    word or after a number inside a line, not a ``1.`` list marker) becomes one ``\\n``;
    a run that contains a line break and precedes a list item
-   (``- ``, ``* ``, ``+ ``, ``> ``, ``#``, ``1. ``, ``1) ``) or borders a fenced code block
-   becomes ``\\n``; every other run becomes one space; the text is stripped. So paragraphs
-   and hard-wrapped lines are flattened to one sentence per line, and list items keep their
-   own lines.
+   (``- ``, ``* ``, ``+ ``, ``> ``, ``#``, ``1. ``, ``1) ``) becomes ``\\n``; every other
+   run becomes one space (the line breaks around a fenced code block included; those inside
+   it are code and kept); the text is stripped. So paragraphs and hard-wrapped lines are
+   flattened to one sentence per line, and list items keep their own lines.
 8. Operand order: a sum or a product of plain integers that is a whole left-hand side has its
    operands in ascending numeric order: ``3 + 4 + 2 = 9`` -> ``2 + 3 + 4 = 9``,
    ``7 x 2 x 5 = 70`` -> ``2 x 5 x 7 = 70``. Such a chain is two or more runs of digits joined
@@ -497,10 +497,8 @@ _SENT_END_RE = re.compile(r"(?<=[^\d\s.!?][.!?]) (?=\S)")
 _SENT_END_BY_MARK = [(c, re.compile(rf"\{c}(?<=[^\d\s.!?]\{c}) (?=\S)")) for c in ".!?"]
 _SENT_END_NUM_RE = re.compile(r"([^\n\d.]\d+(?:\.\d+)*[.!?]) (?=\S)")  # "is 2. Then", not "\n1. item"
 _SENT_END_NUM_HINT_RE = [re.compile(rf"\{c}(?<=\d\{c}) ") for c in ".!?"]
-# NOTE: "\x01" below was the fence placeholder of an earlier version; no character of the text matches it now,
-# so a line break before or after a fenced block is kept or joined like any other (unlike step 7 says).
-_LIST_ITEM_RE = re.compile(r"(?:[-*+>](?: |$)|#|\d+[.)](?: |$)|\x01)")
-_LINE_END_RE = re.compile(r"(?:[^\d\s.!?][.!?]|[^\n\d.]\d+(?:\.\d+)*[.!?]|\x01)$")
+_LIST_ITEM_RE = re.compile(r"(?:[-*+>](?: |$)|#|\d+[.)](?: |$))")
+_LINE_END_RE = re.compile(r"(?:[^\d\s.!?][.!?]|[^\n\d.]\d+(?:\.\d+)*[.!?])$")
 # a line break that is not kept for certain by its line's end (a sentence end "word." keeps it)
 _DIGITS_DOTS_RE = re.compile(r"[\d.]*")
 _JOIN_HINT_RE = re.compile(r"\n(?<![^\d\s.!?][.!?]\n)")
@@ -706,8 +704,8 @@ def _sentence_breaks(text: str) -> str:
 
 
 def _join_lines(text: str) -> str:
-    """Keep a line break only after a sentence end or a fenced block, before a list item or a
-    fenced block, or after a list item's line; join other lines with a space.
+    """Keep a line break only after a sentence end, before a list item, or after a list item's line;
+    join other lines with a space.
 
     A break is kept when the line after it is a list item, or the line before it is one (such a line
     always starts its own output line), or the output line before it (the line before, and lines joined to

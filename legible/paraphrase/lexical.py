@@ -14,9 +14,11 @@ Operations, in order:
    Connectives (so/thus/therefore/hence, first/firstly, also/moreover, ...) are replaced only
    as the first word of a sentence, clause or line. A capitalised word is replaced only when
    it is such a connective (a capitalised word elsewhere may be a name).
-2. **Lists.** A comma list of three or more single-token items (``a, b and c``,
-   ``a, b, or c``) whose neighbours make it safe (a function word or punctuation before,
-   punctuation or a function word after) is shuffled with probability ``p_list``.
+2. **Lists.** A comma list of three or more items (``a, b and c``, ``a, b, or c``; an item is
+   one word or protected span, or a determiner or number and a word: ``the pears``,
+   ``8 pears``) whose neighbours make it safe (a function word or punctuation before, unless
+   the items start with a determiner or number; punctuation or a function word after) is
+   shuffled with probability ``p_list``: by default always, so its order carries nothing.
 3. **Sentences.** Two adjacent short sentences (at most ``max_merge_words`` words each) are
    joined with probability ``p_merge`` (``. Then`` -> ``; then`` or ``, and then``); a
    ``; `` followed by a common word is split into two sentences with probability
@@ -60,6 +62,7 @@ _LIST_AFTER = frozenset(
     "are is were was have has had in on at to for of with all both each were will would can could may might "
     "must should do does did".split()
 )
+_DETERMINERS = frozenset("a an the some two three four five six seven eight nine ten eleven twelve".split())
 _ORDER_WORDS = re.compile(
     r"\b(?:then|next|first|firstly|second|secondly|finally|lastly|after|before|above|below|previous|"
     r"following|last|now|so|thus|therefore|hence|step)\b",
@@ -128,7 +131,7 @@ class Lexical(Paraphraser):
     def __init__(
         self,
         p_synonym: float = 1.0,
-        p_list: float = 0.5,
+        p_list: float = 1.0,
         p_merge: float = 0.3,
         p_split: float = 0.5,
         max_merge_words: int = 12,
@@ -178,10 +181,12 @@ class Lexical(Paraphraser):
             items, j = self._list_at(toks, i)
             if len(items) >= 3:
                 if rng.random() < self.p_list:
-                    texts = [toks[k].text for k in items]
+                    texts = ["".join(t.text for t in toks[a:b]) for a, b in items]
                     rng.shuffle(texts)
-                    for k, s in zip(items, texts):
-                        toks[k].text = s
+                    for (a, b), text in zip(items, texts):  # an item's text moves whole, into its first token
+                        toks[a].text = text
+                        for t in toks[a + 1 : b]:
+                            t.text = ""
                 i = j
             else:
                 i += 1
@@ -194,22 +199,39 @@ class Lexical(Paraphraser):
             and t.text.lower() not in self.connectives
         )
 
-    def _list_at(self, toks: list[Tok], i: int) -> tuple[list[int], int]:
-        """Indices of the items of a list starting at token ``i`` and the index after it."""
+    def _item_at(self, toks: list[Tok], k: int) -> int | None:
+        """The end of a list item starting at token ``k``: one word or protected span, or a
+        determiner or number and a word ("the pears", "8 pears"); None if no item starts there."""
         n = len(toks)
-        if not self._is_item(toks[i]):
+        if k >= n:
+            return None
+        head = toks[k]
+        counted = head.kind == "prot" and head.text[:1].isdigit() or head.text.lower() in _DETERMINERS
+        if counted and k + 2 < n and toks[k + 1].text == " " and toks[k + 2].kind == "word":
+            if self._is_item(toks[k + 2]):
+                return k + 3
+        return k + 1 if self._is_item(head) else None
+
+    def _list_at(self, toks: list[Tok], i: int) -> tuple[list[tuple[int, int]], int]:
+        """The (start, end) token spans of the items of a list starting at token ``i``, and the
+        index after it."""
+        n = len(toks)
+        end = self._item_at(toks, i)
+        if end is None:
             return [], i
-        # what comes before must make the first item a whole noun phrase
+        # what comes before must make the first item a whole noun phrase (a determiner or a number
+        # starting it does)
         b = i - 1
         if b >= 0 and toks[b].kind == "space":
             b -= 1
         if (
-            b >= 0
+            end - i == 1
+            and b >= 0
             and not (toks[b].kind == "punct" and toks[b].text in ":;,(")
             and not (toks[b].kind == "word" and toks[b].text.lower() in _LIST_BEFORE)
         ):
             return [], i
-        items, j = [i], i + 1
+        items, j = [(i, end)], end
         final = False
         while True:
             # ", item"  |  ",? and/or item" (final)
@@ -226,13 +248,13 @@ class Lexical(Paraphraser):
                 k += 2
             elif not comma:
                 break
-            if k < n and self._is_item(toks[k]):
-                items.append(k)
-                j = k + 1
-                if final:
-                    break
-            else:
+            end = self._item_at(toks, k)
+            if end is None:
                 return [], i
+            items.append((k, end))
+            j = end
+            if final:
+                break
         if not final:
             return [], i
         # what follows must end the phrase

@@ -374,7 +374,9 @@ class ShoggothFaceRollout:
             stop, budget = self.marker, s.max_cot_tokens
             window = len(s.answer_marker) + 4  # a token holds at least one character of the marker
         if trainer.use_vllm and train:
-            stop_strings = [s.answer_marker, s.answer_marker.lower()]
+            # vLLM stops on strings, not on "the marker and then the answer's line": a policy that answers
+            # itself must not stop at the marker (its answer would be cut off); EOS and the budget end it
+            stop_strings = [] if self.policy_answers else [s.answer_marker, s.answer_marker.lower()]
             policy = vllm_generate(trainer, prompt_ids, max_new_tokens=budget, stop=stop_strings, pattern=stop)
         else:
             with self._policy(trainer) as model:
