@@ -78,15 +78,13 @@ def train(
         "state_recoverability",
         "capacity_bits",
         "paraphrased_answer_accuracy",
-        "monitor_flag_rate",
+        "drift_monitor_flag_rate",
         "drift_english_score",
     )
     typer.echo("  ".join(f"{k} {final[k]:.3f}" for k in keys if isinstance(final.get(k), float)))
     if cfg.backend == "trl":
-        typer.echo(final.get("hierarchy", ""))
-        typer.echo(f"run directory: {out} (metrics.jsonl, eval.json, policy/, checkpoints/)")
-    else:
-        typer.echo(f"run directory: {out} (report.html, metrics.jsonl, eval.json)")
+        typer.echo(final.get("drift_hierarchy", ""))
+    typer.echo(f"run directory: {out} (report.html, metrics.jsonl, eval.json, checkpoints/)")
 
 
 @app.command()

@@ -273,3 +273,13 @@ def test_hf_provider_tiny_local_model_end_to_end(tmp_path):
     )
     junk = raw.paraphrase(COT, rng=random.Random(1))
     assert isinstance(junk, str) and raw.stats.accepted == 1 and fb.calls == 2
+
+
+def test_the_validator_rejects_fluent_output_that_loses_the_numbers():
+    from legible.paraphrase.model import validate_output
+
+    cot = "We have 12 apples and 3 pears, so 1,500 grams in all and 15 fruits."
+    assert validate_output(cot, "There are apples and pears here, a good many of them, weighing quite a lot.") == (
+        "numbers_lost"
+    )
+    assert validate_output(cot, "Twelve? No: 12 apples plus 3 pears make 15 fruits weighing 1500 grams.") is None

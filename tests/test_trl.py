@@ -330,7 +330,7 @@ def test_rollout_face_reads_the_paraphrase_and_extras_reach_rewards(models, tmp_
         assert tok.decode(masked, skip_special_tokens=True).strip() == answer
         assert tok.decode([t for t, m in zip(ids, mask) if m]).endswith("Answer:")
     row = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
-    assert row["step"] == 1 and "answerer_grad_norm" in row and row["monitor_flag_rate"] is not None
+    assert row["step"] == 1 and "answerer_grad_norm" in row and row["drift_monitor_flag_rate"] is not None
 
 
 def _batch(run, n_prompts=2):
@@ -409,7 +409,7 @@ def test_every_term_through_a_trainer_step(models, tmp_path, condition, task):
     logs = run.trainer.state.log_history[0]
     for name, mean in terms.items():
         assert logs[f"rewards/{name}/mean"] == pytest.approx(mean, abs=1e-5)  # TRL summed the same values
-    assert "legible/english_score" not in logs and logs["legible/hierarchy_level"] == row["hierarchy_level"]
+    assert "legible/english_score" not in logs and logs["legible/drift_level"] == row["drift_level"]
     assert -1.0 <= terms["sensitivity"] <= 0.0 and row["drift_english_score"] is not None
     if task == "multiple_choice":  # a closed answer space: distributions, so JS divergence
         probs = run.rollout.last.extras["answer_probs"]
@@ -482,7 +482,7 @@ def test_train_end_to_end_kill_and_resume_matches_uninterrupted(models, tmp_path
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert not list((tmp_path / "b").rglob("*.bin"))  # no pickles in the run directory
     final = json.loads((tmp_path / "b" / "eval.json").read_text())
-    assert final["condition"] == "monitor+face" and 0.0 <= final["accuracy"] <= 1.0 and final["hierarchy"]
+    assert final["condition"] == "monitor+face" and 0.0 <= final["accuracy"] <= 1.0 and final["drift_hierarchy"]
 
 
 def test_cli_train_resume_and_one_line_errors(models, tmp_path):

@@ -36,7 +36,7 @@ verl_only = pytest.mark.skipif(not HAS_VERL, reason="verl is not installed (docs
 POLICY_TEXT = "We add 40 and 2, so the total is 42.\nAnswer: 42\n"
 COT = "We add 40 and 2, so the total is 42."
 PARAPHRASE = "Forty plus two. The result is 99."
-KEYS = {"score", "acc", "finished", "cot_words", "penalty_ramp", "pred"}
+KEYS = {"score", "acc", "finished", "cot_words", "penalty_ramp", "pred", "drift_english_score", "drift_odd_token_rate"}
 
 
 class Replace(Paraphraser):
@@ -527,3 +527,12 @@ def test_agent_loop_and_reward_inside_verl(tok, tmp_path, monkeypatch):
     assert batch.non_tensor_batch["acc"].tolist() == [1.0, 1.0]
     assert batch.non_tensor_batch["paraphrased_acc"].tolist() == [1.0, 1.0]
     assert set(batch.meta_info["reward_extra_keys"]) >= {"score", "acc", "term_outcome", "term_monitor", "pred"}
+
+
+def test_compute_score_reports_the_cots_drift():
+    from legible.train.verl import compute_score
+
+    english = asyncio.run(compute_score("legible/gsm8k", "We add 2 and 3 to get 5.\nAnswer: 5", "5", {"problem": None}))
+    soup = asyncio.run(compute_score("legible/gsm8k", "xq zzkw \u200bvv qqrt jjk.\nAnswer: 5", "5", {"problem": None}))
+    assert english["drift_english_score"] > soup["drift_english_score"]
+    assert soup["drift_odd_token_rate"] > english["drift_odd_token_rate"] == 0.0

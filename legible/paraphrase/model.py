@@ -211,7 +211,20 @@ def validate_output(
         return "too_long"
     if longest_verbatim_run(source, output) > max_verbatim_words:
         return "verbatim"
+    # Form is not meaning: a model that writes fluent-looking junk passes every check above (a random-weight
+    # model did). The numbers a CoT computes with must survive a paraphrase.
+    if not numbers_kept(source, output):
+        return "numbers_lost"
     return None
+
+
+_NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def numbers_kept(source: str, output: str) -> bool:
+    """Every number written with digits in ``source`` appears in ``output`` (digit-group commas ignored)."""
+    have = {n.replace(",", "") for n in _NUMBER_RE.findall(output)}
+    return all(n.replace(",", "") in have for n in _NUMBER_RE.findall(source))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ def run_training(
     out = Path(out)
     prepare_run_dir(cfg, out, resume)
     if cfg.backend == "trl":
-        return _run_trl(cfg, out, resume=resume, show_progress=show_progress, on_step=on_step)
+        return _run_trl(cfg, out, resume=resume, show_progress=show_progress, on_step=on_step, report=report)
     task = cfg.task.build()
     paraphraser = make_paraphraser(cfg.paraphraser, task)
     monitor = monitor_for(cfg, task)
@@ -124,8 +124,9 @@ def _run_trl(
     resume: bool,
     show_progress: bool,
     on_step: Callable[[str, int, int], None] | None,
+    report: bool = True,
 ) -> dict:
-    """backend: trl: GRPO on a transformers model (``legible.train.trl``); no stage 1, no HTML report."""
+    """backend: trl: GRPO on a transformers model (``legible.train.trl``); no stage 1."""
     try:
         from legible.train.trl import train_trl
     except ImportError as e:
@@ -137,7 +138,7 @@ def _run_trl(
         bar = bars.add_task(f"RL (trl): {cfg.condition.name}", total=cfg.rl.steps, info="")
 
         def rl_step(step: int, row: dict) -> None:
-            shown = {"acc": row.get("accuracy"), "flagged": row.get("monitor_flag_rate")}
+            shown = {"acc": row.get("accuracy"), "flagged": row.get("drift_monitor_flag_rate")}
             info = " ".join(f"{k} {v:.2f}" for k, v in shown.items() if isinstance(v, (int, float)))
             bars.update(bar, completed=step, info=info)
             if on_step:
@@ -147,6 +148,10 @@ def _run_trl(
     (out / "eval.json").write_text(json.dumps(final, indent=1, default=_jsonable))
     scalars = {k: v for k, v in final.items() if isinstance(v, (int, float)) or v is None}
     MetricsLog(out / "metrics.jsonl").write({"phase": "final", "step": cfg.rl.steps, **scalars})
+    if report:
+        from legible.report.render import write_run_report
+
+        write_run_report(out)
     return final
 
 

@@ -648,7 +648,7 @@ class StepRecord:
                 [self.task.score(e.problem, e.extras.get("paraphrased_answer")) for e in eps]
             )
         row |= {f"term_{n}": _mean(v) for n, v in values.items()}
-        row |= {k: v for k, v in step_drift(eps, self.monitor, values).items() if k != "hierarchy"}
+        row |= {k: v for k, v in step_drift(eps, self.monitor, values).items() if k != "drift_hierarchy"}
         if self.rollout is not None and self.rollout.last is not None:
             row |= self.rollout.last.stats
         self.row = row
@@ -670,8 +670,9 @@ def step_drift(episodes: list[TextEpisode], monitor: Monitor | None, values: dic
     if keyword is not None:
         metrics["banned_rate"] = _mean([keyword.score(e.cot) / max(1, e.problem.steps) for e in episodes])
     level, text = hierarchy_level(metrics)
-    out = {f"drift_{k}" if k in ("legibility", "english_score") else k: v for k, v in metrics.items()}
-    return out | {"hierarchy_level": level, "hierarchy": text}
+    # the organism trainer's names (drift_<metric>, drift_level), so one run report reads both backends
+    banned = {"banned_rate": metrics.pop("banned_rate")} if "banned_rate" in metrics else {}
+    return {f"drift_{k}": v for k, v in metrics.items()} | banned | {"drift_level": level, "drift_hierarchy": text}
 
 
 def episodes_from_trl(
@@ -1083,7 +1084,7 @@ def evaluate_run(run: TRLRun, problems: list[Problem] | None = None) -> dict:
         result["monitor_score"] = _mean(scores)
     result |= step_drift(episodes, keyword, {})
     if isinstance(monitor, JudgeMonitor):
-        result["monitor_flag_rate"] = _mean([float(x >= 0.5) for x in scores])
+        result["drift_monitor_flag_rate"] = _mean([float(x >= 0.5) for x in scores])
     result["examples"] = [
         {"prompt": e.problem.prompt, "cot": e.cot, "paraphrase": e.extras.get("paraphrase"), "answer": e.answer,
          "truth": e.problem.answer}

@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from legible.config import TEXT_TASKS, ConditionConfig, ConfigError, RunConfig, TRLSettings, load_config
+from legible.monitor.drift import english_score, odd_token_rate
 from legible.paraphrase import Paraphraser, make_paraphraser
 from legible.tasks import DatasetError, Problem, Task, make_task, normalize_number, split_completion
 from legible.train.text_reward import (
@@ -289,7 +290,8 @@ async def compute_score(
     task score), ``term_<name>`` (each term unweighted), ``finished`` (the CoT reached the answer marker),
     ``cot_words``, ``penalty_ramp``, ``pred`` (the answer in the task's normal form, for verl's majority
     vote), and ``paraphrased_acc`` when the condition produces an answer from the paraphrase. The keys
-    depend only on the config, never on the episode: verl stacks them across a batch. ``async`` because
+    depend only on the config, never on the episode: verl stacks them across a batch. ``drift_english_score``
+    and ``drift_odd_token_rate`` are the CoT's drift readings (``legible.monitor.drift``). ``async`` because
     judge terms call a model; verl awaits coroutine reward functions."""
     scorer = _scorer(_config_path(legible_config), task_name_for(data_source))
     info = dict(extra_info or {})
@@ -310,6 +312,10 @@ async def compute_score(
         "cot_words": float(len(episode.cot.split())),
         "penalty_ramp": ramp,
         "pred": answer_key(task, problem, episode.answer) or "",
+        # drift, per episode: verl averages every key over the batch into its step metrics, which makes
+        # these the step's drift readings (empty CoTs read 0)
+        "drift_english_score": float(english_score(episode.cot) or 0.0),
+        "drift_odd_token_rate": float(odd_token_rate(episode.cot) or 0.0),
     }
     if "paraphrased" in scorer.plan.views:
         result["paraphrased_acc"] = float(task.score(problem, episode.extras.get("paraphrased_answer")))
