@@ -99,7 +99,9 @@ def run_audit(
         model_roles={"judge": judge} if judge else None,
         max_connections=max_connections,
         display="rich" if show_progress else "none",
+        # no automatic retries: a failed task stays failed until the user resumes with --resume
         retry_attempts=0,
+        retry_immediate=False,
     )
     summary = summarise_logs(eval_logs)
     summary.update(
