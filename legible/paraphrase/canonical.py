@@ -72,7 +72,7 @@ from decimal import Decimal
 from importlib import resources
 
 from legible.paraphrase.base import Paraphraser, register_paraphraser
-from legible.paraphrase.protect import _OP, _OP_CHAR_RE, _OPERAND_CHARS, _OPERAND_START, CODE_RE, MATH_RE
+from legible.paraphrase.protect import CODE_RE, iter_math
 
 # ---------------------------------------------------------------------------- char level
 
@@ -846,82 +846,6 @@ def _sort_operands(text: str) -> str:
     return "".join(out)
 
 
-# Math spans. ``protect.iter_math`` looks at each operator character in turn and tries ``MATH_RE`` at the
-# operand starts before it; in prose most operator characters are hyphens, dashes, bullets and "!", where no
-# match can be. ``_iter_math`` is the same loop, which skips those first.
-_OP_VIEW = bytes(0x23 if _OP_CHAR_RE.match(chr(c)) else 0x61 for c in range(256))
-_OPERAND_CHARS_STR = "".join(sorted(_OPERAND_CHARS))
-_OPERAND_END = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_)]!")
-_AFTER_OP_RE = re.compile(rf"{_OP}[ \t]*-?[(\[A-Za-z0-9_]")  # an operator, then an operand starts
-_AFTER_BANG_RE = re.compile(rf"[!)\]]*[ \t]*{_OP}")  # "!" ends an operand before an operator, or is "!="
-
-
-def _iter_math(text: str):
-    """The matches of ``protect.iter_math(text)``: the same loop, with the operator characters found in a
-    one-byte-per-character view where they are ``#``, the line start kept up to date instead of searched for
-    from each operator (quadratic on a long line), and operators where no match can be skipped at once.
-
-    The skip: a match found at operator character ``q`` (the first at or after ``pos``) starts before ``q``,
-    with no operator character in between, so unless ``q`` may sit inside an operand's ``(...)`` (of at most
-    40 characters) it is an operand that ends just before ``q`` (spaces aside), the operator at ``q``, then an
-    operand; or, for ``!``, an operand whose ending ``)]!`` holds ``q``, then an operator."""
-    view = _latin1(text)
-    if view is not None:
-        view = view.translate(_OP_VIEW)
-    op_search = _OP_CHAR_RE.search
-    match = MATH_RE.match
-    after_op = _AFTER_OP_RE.match
-    endpos = len(text)
-    pos = 0
-    line_start = scanned = 0  # text.rfind("\n", 0, q) + 1, kept up to date (q only grows)
-    while True:
-        if view is not None:
-            q = view.find(b"#", pos)
-            if q < 0:
-                return
-        else:
-            o = op_search(text, pos)
-            if o is None:
-                return
-            q = o.start()
-        nl = text.rfind("\n", scanned, q)
-        if nl >= 0:
-            line_start = nl + 1
-        scanned = q
-        lo = max(pos, line_start)
-        w = max(lo, q - 64)
-        seg = text[w:q].rstrip(" \t")
-        j = w + len(seg)
-        if j == w:
-            while j > lo and text[j - 1] in " \t":
-                j -= 1
-        if text.find("(", max(lo, q - 48), q) < 0:  # the skip
-            if text[q] == "!":
-                if _AFTER_BANG_RE.match(text, q) is None:
-                    pos = q + 1
-                    continue
-            elif j == lo or text[j - 1] not in _OPERAND_END or after_op(text, q) is None:
-                pos = q + 1
-                continue
-        # from here on as in iter_math
-        k = w + len(seg.rstrip(_OPERAND_CHARS_STR)) if j > w else j
-        if k <= w:
-            while k > lo and text[k - 1] in _OPERAND_CHARS:
-                k -= 1
-        s = lo if (k > lo and (text.find(")", k, j) >= 0 or text.find("(", max(lo, k - 42), k) >= 0)) else k
-        found = None
-        for x in range(s, q):
-            if text[x] in _OPERAND_START:
-                found = match(text, x, endpos)
-                if found is not None:
-                    break
-        if found is None:
-            pos = q + 1
-            continue
-        yield found
-        pos = found.end()
-
-
 def token_level(text: str) -> str:
     """Steps 4-8 of the module docstring (``text`` is already at the character level)."""
     if _CODE in text or _MATH in text:  # not at the character level (ASCII controls): make it so
@@ -939,7 +863,7 @@ def token_level(text: str) -> str:
     maths: list[str] = []
     gaps: list[str] = []
     pos = 0
-    for m in _iter_math(text):
+    for m in iter_math(text):
         g = m.group()
         if not _HAS_MATH_ATOM_RE.search(g):
             continue

@@ -36,29 +36,73 @@ _OPERAND_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 _OPERAND_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_([")
 
 
-def iter_math(text: str, pos: int = 0, endpos: int | None = None):
-    """The matches of ``MATH_RE.finditer(text, pos, endpos)``, found by trying ``MATH_RE.match`` only just
-    before operator characters (a match holds one, and spans no line break)."""
-    if endpos is None:
-        endpos = len(text)
+# ``iter_math`` looks at each operator character in turn and tries ``MATH_RE`` at the operand starts before
+# it (MATH_RE.finditer tries every position); in prose most operator characters are hyphens, dashes, bullets
+# and "!", where no match can be, so it skips those first.
+_OP_VIEW = bytes(0x23 if _OP_CHAR_RE.match(chr(c)) else 0x61 for c in range(256))
+_OPERAND_CHARS_STR = "".join(sorted(_OPERAND_CHARS))
+_OPERAND_END = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_)]!")
+_AFTER_OP_RE = re.compile(rf"{_OP}[ \t]*-?[(\[A-Za-z0-9_]")  # an operator, then an operand starts
+_AFTER_BANG_RE = re.compile(rf"[!)\]]*[ \t]*{_OP}")  # "!" ends an operand before an operator, or is "!="
+
+
+def iter_math(text: str):
+    """The matches of ``MATH_RE.finditer(text)``, found by trying ``MATH_RE.match`` only just before operator
+    characters (a match holds one, and spans no line break). The operator characters are found in a
+    one-byte-per-character view where they are ``#``, the line start is kept up to date instead of searched
+    for from each operator (quadratic on a long line), and operators where no match can be are skipped.
+
+    The skip: a match found at operator character ``q`` (the first at or after ``pos``) starts before ``q``,
+    with no operator character in between, so unless ``q`` may sit inside an operand's ``(...)`` (of at most
+    40 characters) it is an operand that ends just before ``q`` (spaces aside), the operator at ``q``, then an
+    operand; or, for ``!``, an operand whose ending ``)]!`` holds ``q``, then an operator."""
+    try:
+        view = text.encode("latin-1").translate(_OP_VIEW)
+    except UnicodeEncodeError:  # a character above U+00FF: search the str itself
+        view = None
     op_search = _OP_CHAR_RE.search
     match = MATH_RE.match
+    after_op = _AFTER_OP_RE.match
+    endpos = len(text)
+    pos = 0
+    line_start = scanned = 0  # text.rfind("\n", 0, q) + 1, kept up to date (q only grows)
     while True:
-        o = op_search(text, pos, endpos)
-        if o is None:
-            return
-        q = o.start()
-        lo = max(pos, text.rfind("\n", 0, q) + 1)
+        if view is not None:
+            q = view.find(b"#", pos)
+            if q < 0:
+                return
+        else:
+            o = op_search(text, pos)
+            if o is None:
+                return
+            q = o.start()
+        nl = text.rfind("\n", scanned, q)
+        if nl >= 0:
+            line_start = nl + 1
+        scanned = q
+        lo = max(pos, line_start)
+        w = max(lo, q - 64)
+        seg = text[w:q].rstrip(" \t")
+        j = w + len(seg)
+        if j == w:
+            while j > lo and text[j - 1] in " \t":
+                j -= 1
+        if text.find("(", max(lo, q - 48), q) < 0:  # the skip
+            if text[q] == "!":
+                if _AFTER_BANG_RE.match(text, q) is None:
+                    pos = q + 1
+                    continue
+            elif j == lo or text[j - 1] not in _OPERAND_END or after_op(text, q) is None:
+                pos = q + 1
+                continue
         # A match starting at p < q reads, up to q: brackets, an operand of _OPERAND_CHARS (other characters
         # only inside its "(...)", of at most 40 characters), then spaces or tabs. So it starts after the last
         # other character, unless that character may be inside a "(...)" (then the line start bounds it).
-        j = q
-        while j > lo and text[j - 1] in " \t":
-            j -= 1
-        k = j
-        while k > lo and text[k - 1] in _OPERAND_CHARS:
-            k -= 1
-        s = lo if (k > lo and (")" in text[k:j] or "(" in text[max(lo, k - 42) : k])) else k
+        k = w + len(seg.rstrip(_OPERAND_CHARS_STR)) if j > w else j
+        if k <= w:
+            while k > lo and text[k - 1] in _OPERAND_CHARS:
+                k -= 1
+        s = lo if (k > lo and (text.find(")", k, j) >= 0 or text.find("(", max(lo, k - 42), k) >= 0)) else k
         found = None
         for x in range(s, q):
             if text[x] in _OPERAND_START:
@@ -90,7 +134,7 @@ def code_spans(text: str) -> list[Span]:
 
 def math_spans(text: str) -> list[Span]:
     """Math spans of ``text`` (which should hold no code: call it on the gaps between code)."""
-    return [Span(m.start(), m.end(), "math") for m in MATH_RE.finditer(text) if _HAS_MATH_ATOM.search(m.group())]
+    return [Span(m.start(), m.end(), "math") for m in iter_math(text) if _HAS_MATH_ATOM.search(m.group())]
 
 
 def starts_sentence(text: str, i: int) -> bool:
