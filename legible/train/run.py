@@ -107,14 +107,7 @@ def run_training(
         stage1, task, paraphraser, seed=cfg.eval.seed, temperature=cfg.rl.temperature
     )
     final["condition"] = cond.name
-    (out / "eval.json").write_text(json.dumps(final, indent=1, default=_jsonable))
-    scalars = {k: v for k, v in final.items() if isinstance(v, (int, float)) or v is None}
-    MetricsLog(out / "metrics.jsonl").write({"phase": "final", "step": cfg.rl.steps, **scalars})
-    if report:
-        from legible.report.render import write_run_report
-
-        write_run_report(out)
-    return final
+    return _finish(cfg, out, final, report)
 
 
 def _run_trl(
@@ -145,6 +138,11 @@ def _run_trl(
                 on_step("rl", step, cfg.rl.steps)
 
         final = train_trl(cfg, out, resume=resume, on_step=rl_step)
+    return _finish(cfg, out, final, report)
+
+
+def _finish(cfg: RunConfig, out: Path, final: dict, report: bool) -> dict:
+    """The end of a run of either backend: eval.json, the final metrics row, the report."""
     (out / "eval.json").write_text(json.dumps(final, indent=1, default=_jsonable))
     scalars = {k: v for k, v in final.items() if isinstance(v, (int, float)) or v is None}
     MetricsLog(out / "metrics.jsonl").write({"phase": "final", "step": cfg.rl.steps, **scalars})
