@@ -36,10 +36,15 @@ CONTINUE = (
 )
 
 
+def provider(model: Model) -> str:
+    """The Inspect provider's name: "hf" of "hf/PATH"."""
+    return str(model).split("/", 1)[0]
+
+
 def prefill_method(model: Model, requested: Prefill = "auto") -> str:
     if requested != "auto":
         return requested
-    return "assistant" if str(model).split("/", 1)[0] in PREFILL_PROVIDERS else "prompt"
+    return "assistant" if provider(model) in PREFILL_PROVIDERS else "prompt"
 
 
 @dataclass
@@ -47,12 +52,13 @@ class Reply:
     answer: str | None  # normalised
     probs: dict[str, float] | None  # over the closed answer space, when the provider gives logprobs
     text: str  # the CoT and answer as the model's turn reads (prefill included)
+    cot: str  # the text before the answer (split_completion's)
 
 
-async def write_cot(model: Model, question: str, metadata: dict, style: Style, max_tokens: int) -> Reply:
+async def write_cot(model: Model, question: str, metadata: dict, max_tokens: int) -> Reply:
     """The model's own CoT and answer, greedy."""
     out = await model.generate([ChatMessageUser(content=question)], config=greedy(model, max_tokens))
-    return _reply(out.completion, metadata, None)
+    return reply_to(out.completion, metadata)
 
 
 async def answer_from(
@@ -70,7 +76,7 @@ async def answer_from(
             raise ValueError("the organism only answers through assistant prefill (use --prefill assistant)")
     config = greedy(model, max_tokens or (style.answer_tokens if method == "assistant" else 64), logprobs=True)
     out = await model.generate(messages, config=config)
-    reply = _reply(head + out.completion, metadata, out)
+    reply = reply_to(head + out.completion, metadata, out)
     if reply.answer is None and method == "assistant":  # "Answer:" was prefilled: the first token is the answer
         reply.answer = normalize_answer(metadata, (out.completion.split() or [None])[0])
     return reply
@@ -89,21 +95,23 @@ async def continue_from(
         messages = [ChatMessageUser(content=CONTINUE.format(question=question, cot=cot_prefix))]
         head = cot_prefix + "\n"
     out = await model.generate(messages, config=greedy(model, max_tokens))
-    return _reply(head + out.completion, metadata, None)
+    return reply_to(head + out.completion, metadata)
 
 
 def greedy(model: Model, max_tokens: int, logprobs: bool = False) -> GenerateConfig:
     """Greedy decoding. transformers rejects ``temperature=0`` (Inspect's hf provider passes it on), and
     its default, ``do_sample=False``, is greedy already; every other provider reads 0 as greedy."""
-    temperature = None if str(model).split("/", 1)[0] == "hf" else 0.0
+    temperature = None if provider(model) == "hf" else 0.0
     return GenerateConfig(
         temperature=temperature, max_tokens=max_tokens, logprobs=logprobs or None, top_logprobs=10 if logprobs else None
     )
 
 
-def _reply(text: str, metadata: dict, out: ModelOutput | None) -> Reply:
-    _, answer = split_completion(text)
-    return Reply(normalize_answer(metadata, answer), _answer_probs(out, metadata), text)
+def reply_to(text: str, metadata: dict, out: ModelOutput | None = None) -> Reply:
+    """A model's turn parsed: the CoT, the answer in the dataset's normal form, and (given the
+    output) the answer distribution."""
+    cot, answer = split_completion(text)
+    return Reply(normalize_answer(metadata, answer), _answer_probs(out, metadata), text, cot)
 
 
 def _answer_probs(out: ModelOutput | None, metadata: dict) -> dict[str, float] | None:
