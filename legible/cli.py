@@ -54,16 +54,25 @@ def train(
     config: Path = typer.Argument(..., help="a YAML run config (see configs/)"),
     out: Path = typer.Option(None, "--out", help="run directory (default: runs/<config name>)"),
     resume: bool = typer.Option(False, "--resume", help="continue a killed run from its last checkpoint"),
+    overrides: list[str] = typer.Argument(None, help="backend verl only: hydra overrides for verl, after --"),
 ) -> None:
     """Train one run (stage 1, then GRPO under the config's condition), evaluate it, write its report.
 
-    With backend: trl, GRPO on a transformers model through TRL instead (see configs/trl-qwen-1gpu.yaml)."""
+    With backend: trl, GRPO on a transformers model through TRL (configs/trl-qwen-1gpu.yaml).
+
+    With backend: verl, the same on a Ray cluster (configs/verl/legible-gsm8k.yaml, docs/verl.md)."""
     from legible.config import ConfigFieldError, load_config
     from legible.train.run import run_training
 
     try:
         cfg = load_config(config)
         out = out or Path("runs") / config.stem
+        if overrides and cfg.backend != "verl":
+            raise ConfigFieldError(f"backend: extra arguments {overrides[0]!r}... are verl overrides (backend verl)")
+        if cfg.backend == "verl":
+            from legible.train.verl import train_verl
+
+            raise typer.Exit(train_verl(cfg, out, resume=resume, extra=overrides or ()))
         final = run_training(cfg, out, resume=resume)
     except ConfigFieldError as e:
         _fail(f"{config}: {e}")

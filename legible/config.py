@@ -251,6 +251,10 @@ class TRLSettings(_Strict):
         return patterns
 
 
+# The backends that train a language model on text; they share the trl section and the text tasks.
+TEXT_BACKENDS = ("trl", "verl")
+
+
 class EvalConfig(_Strict):
     problems: int = Field(500, ge=30, description="held-out problems for the final evaluation")
     seed: int = 12345
@@ -258,12 +262,16 @@ class EvalConfig(_Strict):
 
 class RunConfig(_Strict):
     seed: int = 0
-    backend: Literal["organism", "trl"] = Field(
-        "organism", description="organism: the CPU model organism's own trainer; trl: a transformers model via TRL"
+    backend: Literal["organism", "trl", "verl"] = Field(
+        "organism",
+        description="organism: the CPU model organism's own trainer; trl: a transformers model via TRL on one "
+        "machine; verl: the same on a Ray cluster (legible.train.verl, docs/verl.md)",
     )
     task: TaskConfig = TaskConfig()
     model: ModelConfig | str = Field(
-        ModelConfig(), description="organism: its size; trl: a local model directory or a Hugging Face id"
+        ModelConfig(),
+        description="organism: its size; trl, verl: a local model directory or a Hugging Face id (verl: what "
+        "legible train launches; verl's own config may set it instead)",
     )
     pretrain: PretrainConfig = PretrainConfig()
     rl: RLConfig = RLConfig()
@@ -282,7 +290,7 @@ class RunConfig(_Strict):
             if name not in CONDITIONS:
                 raise ValueError(f"condition: unknown preset {name!r}; choose from {sorted(CONDITIONS)}")
             data = {**data, "condition": CONDITIONS[name].model_dump()}
-        if isinstance(data, dict) and data.get("backend") == "trl" and "paraphraser" not in data:
+        if isinstance(data, dict) and data.get("backend") in TEXT_BACKENDS and "paraphraser" not in data:
             # legible_only knows only the organism's words; text gets the text paraphrasers
             data = {**data, "paraphraser": "canonical+lexical"}
         return data
@@ -291,21 +299,27 @@ class RunConfig(_Strict):
     def _backend_fields(self):
         if self.backend == "organism":
             if isinstance(self.model, str):
-                raise ValueError("model: a model path or id needs backend: trl (the organism takes n_layer, ...)")
+                raise ValueError("model: a model path or id needs backend: trl or verl (the organism takes n_layer)")
             if self.task.name not in ORGANISM_TASKS:
-                raise ValueError(f"task.name: {self.task.name} needs backend: trl")
+                raise ValueError(f"task.name: {self.task.name} needs backend: trl or verl")
             text_only = sorted(set(self.condition.rewards) - _organism_terms())
             if text_only:
-                raise ValueError(f"condition.rewards: {text_only[0]!r} needs backend: trl")
+                raise ValueError(f"condition.rewards: {text_only[0]!r} needs backend: trl or verl")
             if self.trl != TRLSettings():
-                raise ValueError("trl: these settings need backend: trl")
+                raise ValueError("trl: these settings need backend: trl or verl")
             return self
-        if not isinstance(self.model, str) or not self.model.strip():
+        if isinstance(self.model, str) and not self.model.strip():
+            raise ValueError(f"model: backend {self.backend} needs a local model directory or a Hugging Face id")
+        if self.backend == "trl" and not isinstance(self.model, str):
             raise ValueError("model: backend trl needs a local model directory or a Hugging Face id")
+        if self.backend == "verl" and not isinstance(self.model, str) and self.model != ModelConfig():
+            raise ValueError("model: backend verl takes a model path or id (or none: verl's config sets it)")
         # Compared with the defaults, not with what was set: a saved config writes every field out.
         for name, unset in (("pretrain", PretrainConfig()), ("init", None)):
             if getattr(self, name) != unset:
-                raise ValueError(f"{name}: stage 1 is the organism's; backend trl starts from the given model")
+                raise ValueError(
+                    f"{name}: stage 1 is the organism's; backend {self.backend} starts from the given model"
+                )
         if self.trl.micro_batch is not None and (self.rl.prompts * self.rl.group_size) % self.trl.micro_batch:
             raise ValueError("trl.micro_batch: must divide rl.prompts * rl.group_size")
         if self.trl.face_model is not None and not self.condition.face:
@@ -368,4 +382,6 @@ def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
 def save_config(cfg: RunConfig, path: Path) -> None:
     """Every field written out, except the sections the other backend uses."""
     other = {"trl"} if cfg.backend == "organism" else {"pretrain", "init"}
+    if cfg.backend == "verl" and not isinstance(cfg.model, str):
+        other.add("model")  # verl's own config names the model
     path.write_text(yaml.safe_dump(cfg.model_dump(exclude=other), sort_keys=False))

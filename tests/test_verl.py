@@ -24,7 +24,7 @@ import yaml
 from conftest_models import build_tiny_lm
 
 import legible.train.verl as lv
-from legible.config import ConfigError, RunConfig
+from legible.config import ConfigError, RunConfig, load_config
 from legible.paraphrase import Paraphraser, register_paraphraser
 from legible.tasks import Problem, TextGameTask, make_task
 from legible.tasks.program import program_prompt
@@ -213,10 +213,11 @@ def test_config_sources(tmp_path, monkeypatch):
     assert "term_monitor" in score("legible/gsm8k", "Answer: 42", "42", info, legible_config=str(monitored))
     monkeypatch.delenv(lv.CONFIG_ENV)
     cfg = lv.load_legible_config(None)
-    assert cfg.condition.name == "outcome" and cfg.backend == "trl"
+    assert cfg.condition.name == "outcome" and cfg.backend == "verl"
     # the example shipped for verl loads, and both plug-ins read the same condition from it
     example = lv.load_legible_config(REPO / "configs/verl/legible-gsm8k.yaml")
     assert example.condition.name == "monitor+paraphrase" and example.task.name == "gsm8k"
+    assert example.backend == "verl" and load_config(REPO / "configs/verl/legible-gsm8k.yaml").backend == "verl"
     organism = tmp_path / "organism.yaml"
     organism.write_text("backend: organism\n")
     with pytest.raises(ConfigError, match="backend: verl"):
@@ -386,27 +387,116 @@ def test_agent_loop_class_needs_verl():
         lv.ShoggothFaceAgentLoop  # noqa: B018  (the lookup is the test)
 
 
+# ------------------------------------------------------------------------------ legible train (verl)
+
+
+def verl_run_config(tmp_path: Path, **fields) -> Path:
+    data = {"backend": "verl", "model": "/models/qwen", "task": {"name": "gsm8k"}, "condition": "monitor+paraphrase",
+            "monitor_words": ["total"], "rl": {"steps": 7, "prompts": 16, "group_size": 4, "lr": 2e-6}}  # fmt: skip
+    path = tmp_path / "verl.yaml"
+    path.write_text(yaml.safe_dump(data | fields))
+    return path
+
+
+def launch_args(script: Path) -> list[str]:
+    text = script.read_text()
+    assert text.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in text
+    args = shlex.split(text.split("set -euo pipefail", 1)[1].replace("\\\n", " "))  # one command
+    assert args[:3] == ["python", "-m", "verl.trainer.main_ppo"] and args[-1] == "$@"
+    return args[3:-1]
+
+
+def test_legible_train_with_backend_verl_writes_the_run_directory(tmp_path, monkeypatch):
+    """The same YAML as a trl run with backend: verl: legible train writes verl's data, the agent loop's
+    entry and launch.sh, and says it cannot run them here (no GPU; here, no verl either)."""
+    from typer.testing import CliRunner
+
+    from legible.cli import app
+
+    monkeypatch.setattr(lv, "_local_gpus", lambda: 0)
+    monkeypatch.delenv("NNODES", raising=False)
+    monkeypatch.setenv("GPUS_PER_NODE", "4")
+    config, out = verl_run_config(tmp_path), tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(config), "--out", str(out), "--", "trainer.val_before_train=false"])
+    assert result.exit_code == 0, result.output
+    assert "written, not run: " + ("there is no GPU" if HAS_VERL else "verl is not installed") in result.output
+    import pandas as pd
+
+    train, val = pd.read_parquet(out / "data/train.parquet"), pd.read_parquet(out / "data/val.parquet")
+    assert len(train) + len(val) == 30 and set(train.data_source) == {"legible/gsm8k"}
+    args = dict(a.split("=", 1) for a in launch_args(out / "launch.sh"))
+    expected = {
+        "actor_rollout_ref.model.path": "/models/qwen",
+        "data.train_batch_size": "16",
+        "actor_rollout_ref.actor.ppo_mini_batch_size": "16",
+        "actor_rollout_ref.rollout.n": "4",
+        "actor_rollout_ref.actor.optim.lr": "2e-06",
+        "trainer.total_training_steps": "7",
+        "trainer.nnodes": "1",
+        "trainer.n_gpus_per_node": "4",
+        "trainer.resume_mode": "disable",
+        "data.train_files": str((out / "data/train.parquet").resolve()),
+        "+reward.custom_reward_function.reward_kwargs.legible_config": str((out / "config.yaml").resolve()),
+        "actor_rollout_ref.rollout.agent.agent_loop_config_path": str((out / "agent_loop.yaml").resolve()),
+        "trainer.val_before_train": "false",  # what followed -- on the command line
+    }
+    assert {k: args.get(k) for k in expected} == expected
+    # the config the reward and the agent loop read on every node is the run's own
+    saved = lv.load_legible_config(out / "config.yaml")
+    assert saved.backend == "verl" and saved.condition.name == "monitor+paraphrase" and saved.rl.group_size == 4
+    (entry,) = yaml.safe_load((out / "agent_loop.yaml").read_text())
+    assert entry["name"] == lv.AGENT_NAME and entry["legible_config"] == str((out / "config.yaml").resolve())
+    again = CliRunner().invoke(app, ["train", str(config), "--out", str(out)])
+    assert again.exit_code == 2 and "--resume" in again.output
+    resumed = CliRunner().invoke(app, ["train", str(config), "--out", str(out), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "trainer.resume_mode=auto" in launch_args(out / "launch.sh")
+
+
+BAD_VERL_RUNS = {
+    "no model": ({"model": None}, {}, "model"),
+    "face without a server": ({"condition": "monitor+face"}, {}, "LEGIBLE_FACE_URL"),
+    "verl overrides on trl": ({"backend": "trl"}, {"extra": ["a=b"]}, "verl overrides"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VERL_RUNS))
+def test_legible_train_verl_bad_input_is_one_line(tmp_path, monkeypatch, case):
+    from typer.testing import CliRunner
+
+    from legible.cli import app
+
+    monkeypatch.delenv(lv.FACE_URL_ENV, raising=False)
+    fields, how, needle = BAD_VERL_RUNS[case]
+    config = verl_run_config(tmp_path, **{k: v for k, v in fields.items() if v is not None})
+    if fields.get("model", "") is None:
+        config.write_text("\n".join(line for line in config.read_text().splitlines() if not line.startswith("model")))
+    args = ["train", str(config), "--out", str(tmp_path / "run")] + (["--", *how["extra"]] if how else [])
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("legible: error:")]
+    assert len(errors) == 1 and str(config) in errors[0] and needle in errors[0], result.output
+    assert "Traceback" not in result.output
+
+
+def test_face_server_goes_into_the_agent_loop_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv(lv.FACE_URL_ENV, "http://face:8001/v1")
+    cfg = load_config(verl_run_config(tmp_path, condition="monitor+face"))
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump()))
+    lv.write_launch(cfg, out)
+    (entry,) = yaml.safe_load((out / "agent_loop.yaml").read_text())
+    assert entry["face_base_url"] == "http://face:8001/v1" and entry["face_model"] == "/models/qwen"
+
+
 # --------------------------------------------------------------------------------------- with verl
 
 
 def launch_overrides() -> list[str]:
-    """The hydra overrides of configs/verl/launch_multinode.sh, with its shell variables filled in."""
-    block = (REPO / "configs/verl/launch_multinode.sh").read_text().split("# BEGIN OVERRIDES")[1]
-    block = block.split("# END OVERRIDES")[0].split("\n", 1)[1].replace("\\\n", " ")
-    env = {
-        "DATA_DIR": "/data/gsm8k",
-        "MODEL": "Qwen/Qwen2.5-1.5B-Instruct",
-        "REPO": "/repo",
-        "NNODES": "2",
-        "GPUS_PER_NODE": "8",
-        "TASK": "gsm8k",
-        "OUT_DIR": "/runs",
-        "LEGIBLE_CONFIG": "/repo/legible.yaml",
-    }
-    block = block.replace('$(basename "$LEGIBLE_CONFIG" .yaml)', "legible")
-    args = shlex.split(re.sub(r"\$(\w+)", lambda m: env[m.group(1)], block))
-    assert args[:3] == ["python", "-m", "verl.trainer.main_ppo"] and args[-1] == "$@"
-    return args[3:-1]
+    """The hydra overrides ``legible train`` writes for the shipped verl example on 2 nodes x 8 GPUs."""
+    cfg = lv.load_legible_config(REPO / "configs/verl/legible-gsm8k.yaml")
+    return lv.trainer_overrides(cfg, "/runs/legible", nnodes=2, gpus_per_node=8)
 
 
 @verl_only
@@ -421,15 +511,21 @@ def test_launch_overrides_compose_and_validate_against_verl():
     with initialize_config_dir(config_dir=str(Path(verl.__file__).parent / "trainer/config"), version_base=None):
         cfg = compose(config_name="ppo_trainer", overrides=launch_overrides())
     validate_config(config=cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
-    assert cfg.reward.custom_reward_function.reward_kwargs.legible_config == "/repo/legible.yaml"
+    assert cfg.reward.custom_reward_function.reward_kwargs.legible_config == "/runs/legible/config.yaml"
     assert cfg.actor_rollout_ref.rollout.agent.default_agent_loop == lv.AGENT_NAME
     # as main_ppo merges it for ray.init: verl's defaults plus legible's config path for every worker
     runtime_env = OmegaConf.merge(get_ppo_ray_runtime_env(cfg), cfg.ray_kwargs.ray_init.runtime_env)
     assert (
-        runtime_env.env_vars.LEGIBLE_CONFIG == "/repo/legible.yaml" and "TOKENIZERS_PARALLELISM" in runtime_env.env_vars
+        runtime_env.env_vars.LEGIBLE_CONFIG == "/runs/legible/config.yaml"
+        and "TOKENIZERS_PARALLELISM" in runtime_env.env_vars
     )
-    cot_room = cfg.actor_rollout_ref.rollout.response_length - 16 - 1
-    assert cot_room >= lv.load_legible_config(REPO / "configs/verl/legible-gsm8k.yaml").trl.max_cot_tokens
+    example = lv.load_legible_config(REPO / "configs/verl/legible-gsm8k.yaml")
+    assert cfg.actor_rollout_ref.rollout.response_length - 16 - 1 >= example.trl.max_cot_tokens
+    # the settings every backend reads from rl:, as verl reads them
+    assert cfg.data.train_batch_size == example.rl.prompts and cfg.actor_rollout_ref.rollout.n == example.rl.group_size
+    assert cfg.actor_rollout_ref.actor.optim.lr == example.rl.lr
+    assert cfg.trainer.total_training_steps == example.rl.steps
+    assert cfg.actor_rollout_ref.model.path == example.model and cfg.trainer.nnodes == 2
 
 
 @verl_only
@@ -529,8 +625,10 @@ def test_agent_loop_and_reward_inside_verl(tok, tmp_path, monkeypatch):
     assert set(batch.meta_info["reward_extra_keys"]) >= {"score", "acc", "term_outcome", "term_monitor", "pred"}
 
 
-def test_compute_score_reports_the_cots_drift():
+def test_compute_score_reports_the_cots_drift(monkeypatch):
     from legible.train.verl import compute_score
+
+    monkeypatch.delenv(lv.CONFIG_ENV, raising=False)  # verl's own code may have exported one
 
     english = asyncio.run(compute_score("legible/gsm8k", "We add 2 and 3 to get 5.\nAnswer: 5", "5", {"problem": None}))
     soup = asyncio.run(compute_score("legible/gsm8k", "xq zzkw \u200bvv qqrt jjk.\nAnswer: 5", "5", {"problem": None}))

@@ -53,6 +53,7 @@ import logging
 import os
 import random
 import re
+import shlex
 import sys
 import time
 import uuid
@@ -63,7 +64,16 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from legible.config import TEXT_TASKS, ConditionConfig, ConfigError, RunConfig, TRLSettings, load_config
+from legible.config import (
+    TEXT_BACKENDS,
+    TEXT_TASKS,
+    ConditionConfig,
+    ConfigError,
+    ConfigFieldError,
+    RunConfig,
+    TRLSettings,
+    load_config,
+)
 from legible.monitor.drift import english_score, odd_token_rate
 from legible.paraphrase import Paraphraser, make_paraphraser
 from legible.tasks import DatasetError, Problem, Task, make_task, normalize_number, split_completion
@@ -92,6 +102,7 @@ _DATA_SOURCE_ALIASES = {"openai/gsm8k": "gsm8k"}
 __all__ = [
     "AGENT_NAME",
     "CONFIG_ENV",
+    "FACE_URL_ENV",
     "AnswerPlan",
     "LoopEpisode",
     "OpenAIFace",
@@ -106,7 +117,10 @@ __all__ = [
     "problem_from_row",
     "problem_to_json",
     "task_name_for",
+    "train_verl",
+    "trainer_overrides",
     "verl_row",
+    "write_launch",
 ]
 
 
@@ -128,7 +142,7 @@ def _config_path(path: str | os.PathLike[str] | None) -> str | None:
 def _load_config(path: str | None) -> RunConfig:
     if path is None:
         log.warning("no legible config (reward_kwargs legible_config or $%s): condition outcome", CONFIG_ENV)
-        return RunConfig.model_validate({"backend": "trl", "model": "verl", "condition": "outcome"})
+        return RunConfig.model_validate({"backend": "verl", "condition": "outcome"})
     try:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
@@ -136,13 +150,9 @@ def _load_config(path: str | None) -> RunConfig:
         raise ConfigError(f"{path}: no such config file on this node (use a path every node sees)") from None
     except yaml.YAMLError:
         data = None  # load_config reports the line
-    overrides: dict[str, Any] = {}
-    if isinstance(data, dict) and data.get("backend", "verl") == "verl":
-        # RunConfig knows backends organism and trl; a verl run has trl's fields (the text backends share
-        # them) and its model is verl's actor_rollout_ref.model.path, so one is filled in if absent.
-        overrides = {"backend": "trl", "model": data.get("model") or "verl"}
-    cfg = load_config(path, overrides)
-    if cfg.backend != "trl":
+    missing_backend = isinstance(data, dict) and "backend" not in data
+    cfg = load_config(path, {"backend": "verl"} if missing_backend else None)
+    if cfg.backend not in TEXT_BACKENDS:  # a trl config has every field verl reads
         raise ConfigError(f"{path}: backend: {cfg.backend} is the organism's; write backend: verl")
     return cfg
 
@@ -768,6 +778,148 @@ def prepare(
         paths[split] = out / f"{split}.parquet"
         pd.DataFrame(rows).to_parquet(paths[split], index=False)
     return paths
+
+
+# -------------------------------------------------------------------------------------- legible train
+
+FACE_URL_ENV = "LEGIBLE_FACE_URL"
+
+
+def trainer_overrides(
+    cfg: RunConfig, out: str | os.PathLike[str], *, nnodes: int = 1, gpus_per_node: int = 1, resume: bool = False
+) -> list[str]:
+    """verl's hydra overrides (``python -m verl.trainer.main_ppo OVERRIDES``) that train ``cfg``, for a run
+    directory ``out`` that holds ``config.yaml``, ``agent_loop.yaml`` and ``data/`` (``write_launch``).
+
+    legible's reward and agent loop are plugged in, and the settings every backend reads from ``rl`` map onto
+    verl's: prompts per step, group size, learning rate, KL to the initial model (k3, as the organism's),
+    entropy bonus, temperature, steps, checkpoint and evaluation intervals. One update per batch (the PPO
+    mini-batch is the whole batch), as in the other backends. Anything else is verl's own setting: append
+    hydra overrides to change it (``legible train CONFIG -- key=value``)."""
+    rl, t = cfg.rl, cfg.trl
+    out = Path(out).resolve()
+    config = out / "config.yaml"
+    micro = t.micro_batch or 8
+    return [
+        "algorithm.adv_estimator=grpo",
+        f"algorithm.norm_adv_by_std_in_grpo={str(rl.scale_advantages).lower()}",
+        "algorithm.use_kl_in_reward=false",
+        f"data.train_files={out / 'data' / 'train.parquet'}",
+        f"data.val_files={out / 'data' / 'val.parquet'}",
+        f"data.train_batch_size={rl.prompts}",
+        "data.max_prompt_length=1024",
+        # the CoT budget, the marker's line and the answer's budget must fit (see ShoggothFaceLoop)
+        f"data.max_response_length={t.max_cot_tokens + t.max_answer_tokens + 2}",
+        "data.filter_overlong_prompts=true",
+        f"actor_rollout_ref.model.path={cfg.model}",
+        "actor_rollout_ref.model.use_remove_padding=true",
+        f"actor_rollout_ref.model.enable_gradient_checkpointing={str(t.gradient_checkpointing).lower()}",
+        f"actor_rollout_ref.actor.optim.lr={rl.lr}",
+        f"actor_rollout_ref.actor.ppo_mini_batch_size={rl.prompts}",
+        f"actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu={micro}",
+        f"actor_rollout_ref.actor.use_kl_loss={str(rl.kl_coef > 0).lower()}",
+        f"actor_rollout_ref.actor.kl_loss_coef={rl.kl_coef}",
+        "actor_rollout_ref.actor.kl_loss_type=low_var_kl",
+        f"actor_rollout_ref.actor.entropy_coeff={rl.entropy_coef}",
+        "actor_rollout_ref.rollout.name=vllm",
+        f"actor_rollout_ref.rollout.n={rl.group_size}",
+        f"actor_rollout_ref.rollout.temperature={rl.temperature}",
+        "actor_rollout_ref.rollout.gpu_memory_utilization=0.6",
+        f"actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu={micro}",
+        f"actor_rollout_ref.rollout.agent.agent_loop_config_path={out / 'agent_loop.yaml'}",
+        f"actor_rollout_ref.rollout.agent.default_agent_loop={AGENT_NAME}",
+        f"actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu={micro}",
+        "reward.custom_reward_function.path=pkg://legible.train.verl",
+        "reward.custom_reward_function.name=compute_score",
+        f"+reward.custom_reward_function.reward_kwargs.legible_config={config}",
+        f"+ray_kwargs.ray_init.runtime_env.env_vars.{CONFIG_ENV}={config}",
+        f"trainer.nnodes={nnodes}",
+        f"trainer.n_gpus_per_node={gpus_per_node}",
+        "trainer.logger=[console]",
+        "trainer.project_name=legible",
+        f"trainer.experiment_name={out.name}",
+        f"trainer.total_training_steps={rl.steps}",
+        f"trainer.save_freq={rl.checkpoint_every}",
+        f"trainer.test_freq={rl.eval_every}",
+        f"trainer.rollout_data_dir={out / 'rollouts'}",
+        f"trainer.default_local_dir={out / 'checkpoints'}",
+        f"trainer.resume_mode={'auto' if resume else 'disable'}",
+    ]
+
+
+def write_launch(
+    cfg: RunConfig,
+    out: str | os.PathLike[str],
+    *,
+    nnodes: int = 1,
+    gpus_per_node: int = 1,
+    resume: bool = False,
+    extra: Sequence[str] = (),
+) -> Path:
+    """Make ``out`` a verl run directory: the verl parquet files of ``cfg``'s task (``data/``), the agent loop's
+    entry (``agent_loop.yaml``) and ``launch.sh``, the whole ``main_ppo`` command. ``out/config.yaml`` must
+    already hold ``cfg`` (``legible.train.run.prepare_run_dir`` writes it). Returns the script's path."""
+    out = Path(out).resolve()
+    if not isinstance(cfg.model, str):
+        raise ConfigFieldError("model: backend verl needs a model path or id to launch (actor_rollout_ref.model.path)")
+    loop = {"name": AGENT_NAME, "_target_": "legible.train.verl.ShoggothFaceAgentLoop",
+            "legible_config": str(out / "config.yaml")}  # fmt: skip
+    if cfg.condition.face:
+        url = os.environ.get(FACE_URL_ENV)
+        if not url:
+            raise ConfigFieldError(
+                f"condition: {cfg.condition.name}: verl's Face answers through a server: serve a copy of the "
+                f"model (vllm serve) and set {FACE_URL_ENV}=http://HOST:PORT/v1 (docs/verl.md)"
+            )
+        loop |= {"face_base_url": url, "face_model": cfg.trl.face_model or cfg.model}
+    (out / "agent_loop.yaml").write_text(yaml.safe_dump([loop], sort_keys=False))
+    if not (out / "data" / "train.parquet").exists():
+        prepare(cfg.task.name, out / "data", config=out / "config.yaml", seed=cfg.seed)
+    overrides = trainer_overrides(cfg, out, nnodes=nnodes, gpus_per_node=gpus_per_node, resume=resume)
+    body = " \\\n  ".join(shlex.quote(a) for a in [*overrides, *extra])
+    script = out / "launch.sh"
+    script.write_text(
+        "#!/usr/bin/env bash\n"
+        f"# Written by legible train: {cfg.condition.name} on {cfg.task.name}, {nnodes} node(s) x {gpus_per_node} "
+        "GPU(s).\n# Needs verl[vllm]==0.9.1 and legible in one environment (docs/verl.md). On several nodes, start "
+        "Ray on each\n# first (configs/verl/launch_multinode.sh head / worker) and run this on the head node.\n"
+        "# More hydra overrides may follow: bash launch.sh key=value ...\n"
+        "set -euo pipefail\n"
+        f'python -m verl.trainer.main_ppo \\\n  {body} \\\n  "$@"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+def train_verl(cfg: RunConfig, out: str | os.PathLike[str], *, resume: bool = False, extra: Sequence[str] = ()) -> int:
+    """``legible train`` with ``backend: verl``: write the run directory (``write_launch``), then run
+    ``launch.sh`` where verl and a GPU are present. Elsewhere, say so and stop: what was written is what a
+    GPU machine runs. The cluster's shape comes from ``$NNODES`` and ``$GPUS_PER_NODE`` (default: this
+    machine's GPUs). Returns the exit code."""
+    import importlib.util
+    import subprocess
+
+    from legible.train.run import prepare_run_dir
+
+    prepare_run_dir(cfg, Path(out), resume)
+    gpus = _local_gpus()
+    nnodes = int(os.environ.get("NNODES", "1"))
+    per_node = int(os.environ.get("GPUS_PER_NODE", str(max(gpus, 1))))
+    script = write_launch(cfg, out, nnodes=nnodes, gpus_per_node=per_node, resume=resume, extra=extra)
+    if importlib.util.find_spec("verl") is None or gpus == 0:
+        missing = "verl is not installed" if importlib.util.find_spec("verl") is None else "there is no GPU"
+        print(f"{script}: written, not run: {missing} here. On a GPU machine with verl: bash {script}")
+        return 0
+    return subprocess.run(["bash", str(script)], check=False).returncode
+
+
+def _local_gpus() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except ImportError:
+        return 0
 
 
 # ------------------------------------------------------------------------------------------------ CLI
