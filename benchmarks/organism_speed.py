@@ -17,7 +17,8 @@ What it measures (all on CPU, fp32, ``torch.set_num_threads(--threads)``, timed 
 3. **Matmul peak and MFU.** fp32 ``torch.matmul`` of n x n matrices (best of several
    repeats, 2*n^3 FLOPs each) gives the machine's GFLOP/s. The trainer's model FLOPs per RL
    step are counted from the real tokens of every pass in that step (the passes are wrapped,
-   in this process only, to count their tokens):
+   in this process only, to count their tokens; a prompt that a GRPO group shares is run, and
+   counted, once):
        sampling (no grad, KV cache)   2 * P * (prompt + generated tokens)
        answer passes without grad     2 * P * tokens      (original and paraphrased view)
        passes with grad (policy       6 * P * tokens      (forward 2P + backward 4P)
@@ -149,29 +150,34 @@ class FlopCounter:
         self.active = True
         write_cots, answer_logprobs, completion_logprobs = (self._saved[n] for n in self.NAMES)
 
+        def prompts_once(problems) -> tuple[int, int]:
+            """Real tokens and padded positions of the prompts as the passes run them: each distinct
+            prompt once (a GRPO group shares its prompt's pass), left-padded to the widest."""
+            distinct = {tuple(prompt_ids(p)) for p in problems}
+            return sum(map(len, distinct)), len(distinct) * max(map(len, distinct))
+
         def counted_write_cots(policy, problems, *rest, **kw):
             tokens, cots, finished = write_cots(policy, problems, *rest, **kw)
-            prompts = sum(len(prompt_ids(p)) for p in problems)
+            prompts, prompt_positions = prompts_once(problems)
             generated = sum(len(t) for t in tokens)
             self.sample_tokens += prompts + generated
             self.generated_tokens += generated
             self.episodes += len(problems)
-            # prefill of the widest prompt, then one token per row for every further decode step
-            self.computed_tokens += len(problems) * (
-                max(len(prompt_ids(p)) for p in problems) + max((len(t) for t in tokens), default=1) - 1
-            )
+            # the prompts' prefill, then one token per row for every further decode step
+            self.computed_tokens += prompt_positions + len(problems) * (max((len(t) for t in tokens), default=1) - 1)
             return tokens, cots, finished
 
+        def continuations(problems, lengths: list[int]) -> None:
+            prompts, prompt_positions = prompts_once(problems)
+            self._add(prompts + sum(lengths))
+            self.computed_tokens += prompt_positions + len(lengths) * max(lengths, default=0)
+
         def counted_answer_logprobs(answerer, problems, cots, *rest, **kw):
-            lengths = [len(prompt_ids(p)) + len(c.split()) + 1 for p, c in zip(problems, cots, strict=True)]
-            self._add(sum(lengths))
-            self.computed_tokens += len(lengths) * max(lengths, default=0)
+            continuations(problems, [len(c.split()) + 1 for c in cots])
             return answer_logprobs(answerer, problems, cots, *rest, **kw)
 
         def counted_completion_logprobs(policy, problems, tokens, *rest, **kw):
-            lengths = [len(prompt_ids(p)) + len(t) for p, t in zip(problems, tokens, strict=True)]
-            self._add(sum(lengths))
-            self.computed_tokens += len(lengths) * max(lengths, default=0)
+            continuations(problems, [len(t) for t in tokens])
             return completion_logprobs(policy, problems, tokens, *rest, **kw)
 
         grpo_module.write_cots = counted_write_cots

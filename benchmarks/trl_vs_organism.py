@@ -30,8 +30,10 @@ Measured (wall clock, after ``--warmup`` untimed steps, ``--steps`` timed steps,
    ``monitor+paraphrase`` (CoT stopped at the marker, paraphrase, the shared model answers from it and
    takes its own answer step).
 
-Printed: episodes/s and seconds/step of each, mean generated CoT words and accuracy (so the work is
-seen to be the same), the ratio organism / TRL plain, and the overhead of the rollout over plain
+Printed: episodes/s and seconds/step of each, split into generation (organism: ``write_cots``; TRL:
+``_generate_and_score_completions``, which also runs the reward functions) and the rest, mean generated
+CoT words and accuracy (so the work is seen to be the same), the ratio organism / TRL plain with the
+bound the organism's non-sampling work puts on it, and the overhead of the rollout over plain
 GRPOTrainer steps. Figures only; no assertion.
 
 Run:
@@ -204,7 +206,37 @@ def gpt2_stage1(args: argparse.Namespace) -> Path:
 # ------------------------------------------------------------------------------------------ trainers
 
 
+class Timed:
+    """Wall time spent inside ``owner.name`` while it is swapped for a timing wrapper."""
+
+    def __init__(self, owner, name: str) -> None:
+        self.owner, self.name, self.calls = owner, name, []
+
+    def __enter__(self) -> Timed:
+        inner = getattr(self.owner, self.name)
+
+        def timed(*a, **kw):
+            t0 = time.perf_counter()
+            try:
+                return inner(*a, **kw)
+            finally:
+                self.calls.append((t0, time.perf_counter() - t0))
+
+        setattr(self.owner, self.name, timed)
+        self.inner = inner
+        return self
+
+    def __exit__(self, *exc) -> None:
+        setattr(self.owner, self.name, self.inner)
+
+    def per_step(self, stamps: dict, args) -> float:
+        """Mean seconds per timed step spent in the wrapped call."""
+        lo, hi = stamps[args.warmup], stamps[args.warmup + args.steps]
+        return sum(d for t0, d in self.calls if lo <= t0 < hi) / args.steps
+
+
 def bench_organism(condition: str, stage1, task, args, workdir: Path) -> dict:
+    import legible.train.grpo as grpo_module
     from legible.train.grpo import train_grpo
 
     cfg = organism_config(condition, args)
@@ -218,9 +250,11 @@ def bench_organism(condition: str, stage1, task, args, workdir: Path) -> dict:
 
     stamps[0] = time.perf_counter()
     paraphraser = make_paraphraser(cfg.paraphraser, task)
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), Timed(grpo_module, "write_cots") as sampling:
         train_grpo(cfg, task, paraphraser, stage1, workdir / f"org_{condition.replace('+', '_')}", on_step=on_step)
-    return summary("organism", condition, stamps, rows, args, words_key="cot_words")
+    return summary("organism", condition, stamps, rows, args, words_key="cot_words") | {
+        "generation_seconds_per_step": sampling.per_step(stamps, args)
+    }
 
 
 def bench_trl(condition: str, model: Path, args, workdir: Path, rollout: bool) -> dict:
@@ -247,12 +281,15 @@ def bench_trl(condition: str, model: Path, args, workdir: Path, rollout: bool) -
         run = build_run(cfg, workdir / name, on_step=on_step if rollout else None, use_rollout=rollout)
         run.trainer.add_callback(Stamp())
         stamps[0] = time.perf_counter()
-        run.trainer.train()
+        # generation (TRL's generate, or the rollout), the reward functions and TRL's bookkeeping
+        with Timed(run.trainer, "_generate_and_score_completions") as generation:
+            run.trainer.train()
     result = summary("TRL + rollout" if rollout else "TRL plain", condition, stamps, rows, args, words_key="cot_words")
     if not rollout:  # the reward functions still parsed every episode: read accuracy and length there
         hist = [h for h in run.trainer.state.log_history if "legible/accuracy" in h][args.warmup :]
         result["accuracy"] = statistics.mean(h["legible/accuracy"] for h in hist) if hist else None
         result["cot_words"] = statistics.mean(h["legible/cot_words"] for h in hist) if hist else None
+    result["generation_seconds_per_step"] = generation.per_step(stamps, args)
     return result
 
 
@@ -319,19 +356,31 @@ def main() -> None:
         ]
 
     print()
-    print(f"{'trainer':<16} {'condition':<20} {'episodes/s':>11} {'s/step':>8} {'CoT words':>10} {'accuracy':>9}")
+    print(
+        f"{'trainer':<16} {'condition':<20} {'episodes/s':>11} {'s/step':>8} {'generation':>11} {'the rest':>9} "
+        f"{'CoT words':>10} {'accuracy':>9}"
+    )
     for r in results:
         words = f"{r['cot_words']:.1f}" if r["cot_words"] is not None else "n/a"
         acc = f"{r['accuracy']:.2f}" if r["accuracy"] is not None else "n/a"
+        gen = r["generation_seconds_per_step"]
         print(
             f"{r['trainer']:<16} {r['condition']:<20} {r['episodes_per_s']:>11.0f} {r['seconds_per_step']:>8.3f} "
-            f"{words:>10} {acc:>9}"
+            f"{gen:>11.3f} {r['seconds_per_step'] - gen:>9.3f} {words:>10} {acc:>9}"
         )
     by = {(r["trainer"], r["condition"]): r for r in results}
     org, plain = by[("organism", "monitor")], by[("TRL plain", "monitor")]
     ratio = org["episodes_per_s"] / plain["episodes_per_s"]
     print()
     print(f"organism / TRL plain (monitor): {ratio:.1f}x episodes/s (target: at least 10x)")
+    # What bounds the ratio: the organism's step without its sampling (the policy's forward and backward
+    # over the same tokens, the rewards, the optimizer) against TRL's whole step.
+    rest = org["seconds_per_step"] - org["generation_seconds_per_step"]
+    print(
+        f"  the organism's step without sampling takes {rest:.3f} s: even with free sampling it would be "
+        f"{plain['seconds_per_step'] / rest:.1f}x TRL plain; 10x needs a whole step under "
+        f"{plain['seconds_per_step'] / 10:.3f} s"
+    )
     ratio_para = (
         by[("organism", "monitor+paraphrase")]["episodes_per_s"]
         / by[("TRL + rollout", "monitor+paraphrase")]["episodes_per_s"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from legible.policy.rollout import answer_logprobs, completion_logprobs, prompt_ids, write_cots
-from legible.policy.tiny import KVCache, TinyConfig, TinyTransformer, left_pad, sample
+from legible.policy.tiny import KVCache, TinyConfig, TinyTransformer, left_pad, right_pad, sample, shared_prompts
 from legible.policy.vocab import VOCAB
 from legible.tasks import CoinFlip
 
@@ -43,6 +43,14 @@ def test_left_pad_places_tokens_on_the_right():
     ids, mask = left_pad([[5, 6, 7], [8]], pad_id=PAD)
     assert ids.tolist() == [[5, 6, 7], [PAD, PAD, 8]]
     assert mask.tolist() == [[True, True, True], [False, False, True]]
+
+
+def test_right_pad_and_shared_prompts():
+    ids, mask = right_pad([[5, 6, 7], [8], []], pad_id=PAD)
+    assert ids.tolist() == [[5, 6, 7], [8, PAD, PAD], [PAD, PAD, PAD]]
+    assert mask.tolist() == [[True, True, True], [True, False, False], [False, False, False]]
+    distinct, copy_of = shared_prompts([[1, 2], [3], [1, 2], [1, 2], [3]])
+    assert distinct == [[1, 2], [3]] and copy_of.tolist() == [0, 1, 0, 0, 1]
 
 
 # ---------------------------------------------------------------- forward and padding
@@ -81,6 +89,36 @@ def test_kv_cache_token_by_token_matches_full_forward():
     assert cache.length == ids.shape[1]
     assert cache.next_pos.tolist() == [len(r) for r in ROWS]
     torch.testing.assert_close(cached[mask], full[mask], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("capacity", [None, 1, 64])
+def test_kv_cache_in_place_grown_and_concatenated_agree(capacity):
+    """Preallocated buffers (too small: grown on the way; large enough), or concatenation: one result."""
+    model = make_model(4)
+    ids, mask = left_pad(ROWS, PAD)
+    full = model(ids, mask)
+    with torch.no_grad():
+        cache = KVCache(CFG.n_layer, capacity)
+        steps = [model(ids[:, :3], mask[:, :3], cache)]
+        steps += [model(ids[:, t : t + 1], mask[:, t : t + 1], cache) for t in range(3, ids.shape[1])]
+    assert cache.length == ids.shape[1] and (capacity is None or cache.capacity >= cache.length)
+    torch.testing.assert_close(torch.cat(steps, 1)[mask], full[mask], atol=1e-5, rtol=0)
+
+
+def test_kv_cache_select_copies_rows():
+    """Continuing from ``select``ed rows is continuing each source row: how a group shares its prompt."""
+    model = make_model(5)
+    prompts = [ROWS[0], ROWS[1]]
+    ids, mask = left_pad(prompts, PAD)
+    cache = KVCache(CFG.n_layer, 32)
+    model(ids, mask, cache)
+    rows = torch.tensor([1, 0, 1])
+    more = torch.tensor([[VOCAB.index["heads"]], [VOCAB.index["tails"]], [VOCAB.index["same"]]])
+    out = model(more, torch.ones(3, 1, dtype=torch.bool), cache.select(rows))[:, -1]
+    for i, (src, tok) in enumerate(zip(rows.tolist(), more[:, 0].tolist(), strict=True)):
+        row = prompts[src] + [tok]
+        ref = model(torch.tensor([row]), torch.ones(1, len(row), dtype=torch.bool))[0, -1]
+        torch.testing.assert_close(out[i], ref, atol=1e-5, rtol=0)
 
 
 def test_kv_cache_prompt_then_continuation_in_chunks():
@@ -139,6 +177,16 @@ def test_sample_cached_equals_uncached(seed):
     without = _sample(model, ROWS, seed=seed, use_cache=False)
     assert with_cache == without
     assert any(len(r) > 3 for r in with_cache)  # not a trivially short comparison
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sample_with_shared_prompts_equals_uncached(seed):
+    """Repeated prompts (a GRPO group) share one prefill; the samples are those of a plain pass."""
+    model = make_model(seed)
+    groups = [r for r in ROWS for _ in range(3)]
+    shared = _sample(model, groups, seed=seed, use_cache=True)
+    assert shared == _sample(model, groups, seed=seed, use_cache=False)
+    assert len({tuple(r) for r in shared[:3]}) > 1  # the group's samples differ: each row drew its own
 
 
 def test_sample_seeds_matter():
@@ -258,6 +306,40 @@ def test_completion_logprobs_match_a_manual_computation():
         assert len(got) == len(expected)
         if expected:
             torch.testing.assert_close(got, torch.stack(expected), atol=1e-5, rtol=0)
+
+
+def test_shared_prompt_pass_gives_the_gradients_of_whole_rows():
+    """completion_logprobs runs each distinct problem's prompt once for its group; the log-probs,
+    entropies, answer logits and parameter gradients equal those of running every row whole."""
+    task = CoinFlip(min_steps=2, max_steps=4)
+    problems = [p for p in (task.sample(random.Random(i)) for i in range(3)) for _ in range(3)]
+    words = ["heads tails answer", "same", "", "tails answer", "heads heads heads answer", "diff", "ok", "", "tails"]
+    tokens = [VOCAB.encode(w) for w in words]
+    model = make_model(6).train()
+    weights = torch.randn(len(tokens), 4)
+
+    def grads(loss):
+        model.zero_grad()
+        loss.backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    logp, comp, ent, last = completion_logprobs(model, problems, tokens, temperature=1.3)
+    shared_grads = grads((logp * comp * weights[:, : logp.shape[1]]).sum() + last.pow(2).mean())
+    rows_logp, rows_last = [], []
+    for p, t in zip(problems, tokens, strict=True):
+        row = prompt_ids(p) + t
+        logits = model(torch.tensor([row]), torch.ones(1, len(row), dtype=torch.bool))[0]
+        lp = (logits / 1.3).log_softmax(-1)
+        n = len(prompt_ids(p))
+        rows_logp.append(torch.stack([lp[n - 1 + j, tok] for j, tok in enumerate(t)]) if t else torch.zeros(0))
+        rows_last.append(logits[-1])
+    whole = (
+        sum((r * weights[i, : len(r)]).sum() for i, r in enumerate(rows_logp)) + torch.stack(rows_last).pow(2).mean()
+    )
+    for a, b in zip(shared_grads, grads(whole), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    for i, r in enumerate(rows_logp):
+        torch.testing.assert_close(logp[i][comp[i]].detach(), r.detach(), atol=1e-5, rtol=0)
 
 
 def test_fused_answer_logits_equal_a_separate_answer_pass():

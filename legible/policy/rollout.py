@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from legible.policy.tiny import TinyTransformer, left_pad, sample
+from legible.policy.tiny import KVCache, TinyTransformer, left_pad, right_pad, sample, shared_prompts
 from legible.policy.vocab import VOCAB
 from legible.tasks.base import Problem
 
@@ -46,15 +46,35 @@ def write_cots(
     return tokens, cots, finished
 
 
+def continuation_logits(
+    model: TinyTransformer, problems: list[Problem], continuations: list[list[int]]
+) -> torch.Tensor:
+    """Logits (E, C + 1, V): column j is what ``model`` predicts after row i's prompt and the first
+    j tokens of its continuation (C = the longest continuation; rows are right-padded).
+
+    Rows that share a prompt (a GRPO group: the same problem G times) share one pass over it:
+    the prompt runs once and every row continues from a copy of its keys and values. That is
+    the same computation as running each row whole, and gradients reach the prompt's
+    positions through the copies."""
+    distinct, copy_of = shared_prompts([prompt_ids(p) for p in problems])
+    ids, mask = left_pad(distinct, VOCAB.pad_id)
+    cache = KVCache(model.cfg.n_layer)
+    after_prompt = model(ids, mask, cache)[:, -1:, :].index_select(0, copy_of)
+    cont, cont_mask = right_pad(continuations, VOCAB.pad_id)
+    if cont.shape[1] == 0:
+        return after_prompt
+    return torch.cat([after_prompt, model(cont, cont_mask, cache.select(copy_of))], 1)
+
+
 def answer_logprobs(
     answerer: TinyTransformer, problems: list[Problem], cots: list[str], answer_words: tuple[str, ...]
 ) -> torch.Tensor:
     """Log-probabilities (E, A) over ``answer_words`` that the answerer gives after reading
     ``prompt cot answer``; differentiable, so the trainer uses it for the answer's loss."""
-    rows = [prompt_ids(p) + VOCAB.encode(c) + [VOCAB.answer_id] for p, c in zip(problems, cots)]
-    ids, mask = left_pad(rows, VOCAB.pad_id)
-    logits = answerer(ids, mask)[:, -1, :]
-    return logits[:, VOCAB.ids(answer_words)].log_softmax(-1)
+    rows = [VOCAB.encode(c) + [VOCAB.answer_id] for c in cots]
+    logits = continuation_logits(answerer, problems, rows)
+    last = logits[torch.arange(len(rows)), torch.tensor([len(r) for r in rows])]
+    return last[:, VOCAB.ids(answer_words)].log_softmax(-1)
 
 
 def completion_logprobs(
@@ -64,20 +84,13 @@ def completion_logprobs(
     distribution they were sampled from (logits divided by ``temperature``).
 
     Returns (logprobs (E, L), mask (E, L) of real completion tokens, entropy (E, L), and the
-    untempered logits (E, V) after each row's last token: rows are left-padded, so that is
-    the last column, and after an answer marker it is the answer distribution)."""
-    prompts = [prompt_ids(p) for p in problems]
-    rows = [p + t for p, t in zip(prompts, tokens)]
-    ids, mask = left_pad(rows, VOCAB.pad_id)
-    all_logits = policy(ids, mask)
-    logits = all_logits[:, :-1, :] / temperature
-    logp_all = logits.log_softmax(-1)
-    targets = ids[:, 1:]
+    untempered logits (E, V) after each row's last token: after an answer marker, that is the
+    answer distribution)."""
+    logits = continuation_logits(policy, problems, tokens)
+    lengths = torch.tensor([len(t) for t in tokens], dtype=torch.long)
+    width = logits.shape[1] - 1
+    logp_all = (logits[:, :width, :] / temperature).log_softmax(-1)
+    targets, completion = right_pad(tokens, VOCAB.pad_id)
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    width = ids.shape[1]
-    completion = torch.zeros_like(mask)
-    for i, t in enumerate(tokens):
-        completion[i, width - len(t) :] = True
-    completion = completion[:, 1:] & mask[:, 1:]
     entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, completion, entropy, all_logits[:, -1, :]
+    return logp, completion, entropy, logits[torch.arange(len(tokens)), lengths]

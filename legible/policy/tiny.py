@@ -26,32 +26,93 @@ class TinyConfig:
 
 
 class KVCache:
-    """Keys and values of every layer for the tokens seen so far, plus which of them are real."""
+    """Keys and values of every layer for the tokens seen so far, plus which of them are real.
 
-    def __init__(self, n_layer: int) -> None:
+    With a ``capacity`` (sampling, no gradients) the buffers are allocated once and written in
+    place, doubled if a call runs past it: growing them with ``torch.cat`` copied the whole
+    cache on every sampled token, the largest single cost of sampling. Without one, each call
+    concatenates, which autograd can follow: the training pass runs a prompt once for its whole
+    group and continues every sample from a copy of its cache (``select``)."""
+
+    def __init__(self, n_layer: int, capacity: int | None = None) -> None:
+        self.capacity = capacity
         self.keys: list[torch.Tensor | None] = [None] * n_layer
         self.values: list[torch.Tensor | None] = [None] * n_layer
-        self.key_mask: torch.Tensor | None = None  # (B, T_seen) bool
+        self.mask_buffer: torch.Tensor | None = None  # (B, capacity or length) bool: real tokens
+        self.length = 0
         self.next_pos: torch.Tensor | None = None  # (B,) position of the next real token
+        self._start = 0  # where the current call's tokens go
 
     @property
-    def length(self) -> int:
-        return 0 if self.key_mask is None else self.key_mask.shape[1]
+    def key_mask(self) -> torch.Tensor | None:
+        return None if self.mask_buffer is None else self.mask_buffer[:, : self.length]
+
+    def extend(self, mask: torch.Tensor) -> torch.Tensor:
+        """Make room for ``mask.shape[1]`` more tokens; return the mask of every key (B, length)."""
+        B, T = mask.shape
+        self._start, end = self.length, self.length + T
+        self.length = end
+        if self.capacity is None:
+            self.mask_buffer = mask if self.mask_buffer is None else torch.cat([self.mask_buffer, mask], 1)
+            return self.mask_buffer
+        if self.mask_buffer is None:
+            self.capacity = max(self.capacity, end)
+            self.mask_buffer = torch.zeros(B, self.capacity, dtype=torch.bool, device=mask.device)
+        elif end > self.capacity:
+            self.capacity = max(2 * self.capacity, end)
+            self.mask_buffer = _grown(self.mask_buffer, self.capacity, dim=1)
+            self.keys = [None if k is None else _grown(k, self.capacity, dim=2) for k in self.keys]
+            self.values = [None if v is None else _grown(v, self.capacity, dim=2) for v in self.values]
+        self.mask_buffer[:, self._start : end] = mask
+        return self.mask_buffer[:, :end]
+
+    def store(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add this call's keys and values (B, H, T, D) of ``layer``; return all of them so far."""
+        if self.capacity is None:
+            if self.keys[layer] is not None:
+                k, v = torch.cat([self.keys[layer], k], 2), torch.cat([self.values[layer], v], 2)
+            self.keys[layer], self.values[layer] = k, v
+            return k, v
+        if self.keys[layer] is None:
+            B, H, _, D = k.shape
+            self.keys[layer] = k.new_empty(B, H, self.capacity, D)
+            self.values[layer] = v.new_empty(B, H, self.capacity, D)
+        keys, values = self.keys[layer], self.values[layer]
+        keys[:, :, self._start : self.length] = k
+        values[:, :, self._start : self.length] = v
+        return keys[:, :, : self.length], values[:, :, : self.length]
+
+    def select(self, rows: torch.Tensor) -> KVCache:
+        """A cache whose row i is a copy of row ``rows[i]`` of this one."""
+        out = KVCache(len(self.keys), self.capacity)
+        out.keys = [None if k is None else k.index_select(0, rows) for k in self.keys]
+        out.values = [None if v is None else v.index_select(0, rows) for v in self.values]
+        out.mask_buffer = None if self.mask_buffer is None else self.mask_buffer.index_select(0, rows)
+        out.next_pos = None if self.next_pos is None else self.next_pos.index_select(0, rows)
+        out.length = self.length
+        return out
 
 
-def rotary_angles(pos: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin (B, 1, T, head_dim/2) of the rotary position embedding (RoPE) at ``pos``.
+def _grown(buffer: torch.Tensor, capacity: int, dim: int) -> torch.Tensor:
+    shape = list(buffer.shape)
+    shape[dim] = capacity
+    out = buffer.new_zeros(shape)
+    out.narrow(dim, 0, buffer.shape[dim]).copy_(buffer)
+    return out
+
+
+def rotary_table(n_pos: int, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (n_pos, head_dim/2) of the rotary position embedding (RoPE) for positions 0..n_pos-1.
 
     Relative positions matter here: step k of a CoT must read input k, a fixed distance back."""
     half = head_dim // 2
-    freqs = 1.0 / (10000 ** (torch.arange(half, device=pos.device, dtype=torch.float32) / half))
-    angles = (pos.unsqueeze(-1).float() * freqs).unsqueeze(1)
+    freqs = 1.0 / (10000 ** (torch.arange(half, dtype=torch.float32) / half))
+    angles = torch.arange(n_pos, dtype=torch.float32).unsqueeze(-1) * freqs
     return angles.cos(), angles.sin()
 
 
-def rotate(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """Apply RoPE to queries or keys ``x`` (B, H, T, D)."""
-    cos, sin = rope
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Apply RoPE to ``x`` (..., D), with ``cos`` and ``sin`` broadcastable to (..., D/2)."""
     half = x.shape[-1] // 2
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
@@ -65,22 +126,20 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
 
     def forward(
-        self, x: torch.Tensor, rope: tuple, allowed: torch.Tensor, cache: KVCache | None, layer: int
+        self, x: torch.Tensor, rope: tuple, blocked: torch.Tensor, cache: KVCache | None, layer: int
     ) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        q, k = rotate(q, rope), rotate(k, rope)
+        H, D = self.n_head, C // self.n_head
+        qkv = self.qkv(x).view(B, T, 3, H, D)
+        qk = rotate(qkv[:, :, :2], *rope)  # queries and keys in one pass
+        q, k, v = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
         if cache is not None:
-            if cache.keys[layer] is not None:
-                k = torch.cat([cache.keys[layer], k], dim=2)
-                v = torch.cat([cache.values[layer], v], dim=2)
-            cache.keys[layer], cache.values[layer] = k, v
+            k, v = cache.store(layer, k, v)
         # Written out rather than F.scaled_dot_product_attention: at these sizes (head dim 16,
         # one query per decode step) the fused kernel's overhead made sampling 1.5x slower.
-        scores = (q @ k.transpose(-2, -1)) * (q.shape[-1] ** -0.5)
-        y = scores.masked_fill(~allowed.unsqueeze(1), float("-inf")).softmax(-1) @ v
-        return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
+        scores = (q @ k.transpose(-2, -1)) * (D**-0.5)
+        y = scores.masked_fill(blocked, float("-inf")).softmax(-1) @ v
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
 class Block(nn.Module):
@@ -93,8 +152,8 @@ class Block(nn.Module):
             nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(), nn.Linear(4 * cfg.n_embd, cfg.n_embd)
         )
 
-    def forward(self, x, rope, allowed, cache, layer):
-        x = x + self.attn(self.ln1(x), rope, allowed, cache, layer)
+    def forward(self, x, rope, blocked, cache, layer):
+        x = x + self.attn(self.ln1(x), rope, blocked, cache, layer)
         return x + self.mlp(self.ln2(x))
 
 
@@ -108,6 +167,10 @@ class TinyTransformer(nn.Module):
         self.head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
         # No weight tying: with input and output embeddings shared, the state words (which are
         # both inputs and targets) stayed at chance for hundreds of steps on coin flip.
+        # Not parameters and not saved: a cache of cos/sin, so checkpoints do not change.
+        cos, sin = rotary_table(256, cfg.n_embd // cfg.n_head)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
         self.apply(self._init)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
@@ -136,21 +199,27 @@ class TinyTransformer(nn.Module):
         if cache is not None and cache.next_pos is not None:
             start = cache.next_pos
         pos = (start.unsqueeze(1) + mask.long().cumsum(1) - 1).clamp(min=0)
-        key_mask = mask if cache is None or cache.key_mask is None else torch.cat([cache.key_mask, mask], 1)
-        causal = torch.ones(T, past + T, dtype=torch.bool, device=idx.device).tril(diagonal=past)
-        allowed = causal.unsqueeze(0) & key_mask.unsqueeze(1)
-        # A padding query may see no key at all; let it see itself so softmax stays finite.
-        q_pos = torch.arange(T, device=idx.device).unsqueeze(1) + past
-        itself = q_pos == torch.arange(past + T, device=idx.device).unsqueeze(0)
-        allowed = allowed | itself.unsqueeze(0)
+        key_mask = mask if cache is None else cache.extend(mask)
         if cache is not None:
-            cache.key_mask = key_mask
             cache.next_pos = start + mask.long().sum(1)
+        key_at = torch.arange(past + T, device=idx.device)
+        query_at = key_at[past:].unsqueeze(1)
+        causal, itself = key_at <= query_at, key_at == query_at  # (T, past + T)
+        # A padding query may see no key at all; let it see itself so softmax stays finite.
+        blocked = ~(causal & (key_mask.unsqueeze(1) | itself)).unsqueeze(1)  # (B, 1, T, past + T)
+        cos, sin = self.rope(int(pos.max()) + 1)
+        rope = (cos[pos].unsqueeze(2).unsqueeze(2), sin[pos].unsqueeze(2).unsqueeze(2))  # (B, T, 1, 1, D/2)
         x = self.tok_emb(idx)
-        rope = rotary_angles(pos, self.cfg.n_embd // self.cfg.n_head)
         for i, block in enumerate(self.blocks):
-            x = block(x, rope, allowed, cache, i)
+            x = block(x, rope, blocked, cache, i)
         return self.head(self.ln_f(x))
+
+    def rope(self, n_pos: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The RoPE table for at least ``n_pos`` positions, computed once and grown when needed."""
+        if n_pos > self.rope_cos.shape[0]:
+            cos, sin = rotary_table(max(n_pos, 2 * self.rope_cos.shape[0]), self.cfg.n_embd // self.cfg.n_head)
+            self.rope_cos, self.rope_sin = cos.to(self.rope_cos.device), sin.to(self.rope_sin.device)
+        return self.rope_cos, self.rope_sin
 
 
 def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -172,6 +241,23 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
+def right_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack token lists into a right-padded (ids, mask) pair: continuations of a cache."""
+    width = max((len(r) for r in rows), default=0)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return ids, torch.arange(width) < torch.tensor([len(r) for r in rows]).unsqueeze(1)
+
+
+def shared_prompts(prompts: list[list[int]]) -> tuple[list[list[int]], torch.Tensor]:
+    """The distinct prompts, and for each row the index of its prompt among them: a GRPO group
+    (one problem, G samples) runs its prompt once."""
+    distinct: dict[tuple[int, ...], int] = {}
+    copy_of = torch.tensor([distinct.setdefault(tuple(p), len(distinct)) for p in prompts])
+    return [list(p) for p in distinct], copy_of
+
+
 @torch.no_grad()
 def sample(
     model: TinyTransformer,
@@ -189,14 +275,20 @@ def sample(
     ``temperature=0`` is greedy. ``use_cache=False`` recomputes the whole prefix each step; it
     exists to check and to benchmark the cache against.
     """
-    ids, mask = left_pad(prompts, pad_id)
-    B = ids.shape[0]
-    cache = KVCache(model.cfg.n_layer) if use_cache else None
+    B = len(prompts)
+    cache = None
+    if use_cache:
+        distinct, copy_of = shared_prompts(prompts)
+        ids, mask = left_pad(distinct, pad_id)
+        cache = KVCache(model.cfg.n_layer, ids.shape[1] + max_new_tokens)
+        logits = model(ids, mask, cache)[:, -1, :].index_select(0, copy_of)
+        cache = cache.select(copy_of)
+    else:
+        ids, mask = left_pad(prompts, pad_id)
+        logits = model(ids, mask)[:, -1, :]
     out = torch.full((B, max_new_tokens), pad_id, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool)
-    step_ids, step_mask = ids, mask
     for t in range(max_new_tokens):
-        logits = model(step_ids, step_mask, cache)[:, -1, :]
         logits[:, pad_id] = float("-inf")  # padding is never a real token
         if temperature == 0:
             nxt = logits.argmax(-1)
@@ -206,14 +298,14 @@ def sample(
         nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
         out[:, t] = nxt
         done = done | (nxt == stop_id)
-        if bool(done.all()):
+        if bool(done.all()) or t + 1 == max_new_tokens:
             break
-        if use_cache:
-            step_ids, step_mask = nxt.unsqueeze(1), (nxt != pad_id).unsqueeze(1)
+        if cache is not None:
+            logits = model(nxt.unsqueeze(1), (nxt != pad_id).unsqueeze(1), cache)[:, -1, :]
         else:
             ids = torch.cat([ids, nxt.unsqueeze(1)], 1)
             mask = torch.cat([mask, (nxt != pad_id).unsqueeze(1)], 1)
-            step_ids, step_mask = ids, mask
+            logits = model(ids, mask)[:, -1, :]
     rows = []
     for r in out.tolist():
         row = []
