@@ -105,6 +105,21 @@ def test_kv_cache_in_place_grown_and_concatenated_agree(capacity):
     torch.testing.assert_close(torch.cat(steps, 1)[mask], full[mask], atol=1e-5, rtol=0)
 
 
+def test_rope_table_grows_for_long_rows():
+    """Rows longer than the precomputed table (an audit's filler, say) get the same rotary angles."""
+    from legible.policy.tiny import rotary_table
+
+    model = make_model(7)
+    n = model.rope_cos.shape[0] + 40
+    row = [VOCAB.bos_id] + [VOCAB.index["same"]] * (n - 1)
+    logits = model(torch.tensor([row]), torch.ones(1, n, dtype=torch.bool))
+    assert model.rope_cos.shape[0] >= n and torch.isfinite(logits).all()
+    cos, sin = rotary_table(n, CFG.n_embd // CFG.n_head)
+    torch.testing.assert_close(model.rope_cos[:n], cos, atol=0, rtol=0)
+    torch.testing.assert_close(model.rope_sin[:n], sin, atol=0, rtol=0)
+    assert "rope_cos" not in model.state_dict()  # a cache, not a weight: checkpoints are unchanged
+
+
 def test_kv_cache_select_copies_rows():
     """Continuing from ``select``ed rows is continuing each source row: how a group shares its prompt."""
     model = make_model(5)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import random
 import re
 import shlex
@@ -451,6 +452,30 @@ def test_legible_train_with_backend_verl_writes_the_run_directory(tmp_path, monk
     resumed = CliRunner().invoke(app, ["train", str(config), "--out", str(out), "--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert "trainer.resume_mode=auto" in launch_args(out / "launch.sh")
+
+
+def test_legible_train_runs_launch_sh_where_verl_and_a_gpu_are(tmp_path, monkeypatch):
+    """With verl and a GPU present, legible train runs launch.sh and returns its exit code; here a
+    stand-in ``python`` on PATH records the command verl would have received."""
+    from typer.testing import CliRunner
+
+    from legible.cli import app
+
+    monkeypatch.setattr(lv, "_verl_installed", lambda: True)
+    monkeypatch.setattr(lv, "_local_gpus", lambda: 2)
+    monkeypatch.delenv("GPUS_PER_NODE", raising=False)
+    monkeypatch.delenv("NNODES", raising=False)
+    bin_dir, record = tmp_path / "bin", tmp_path / "argv.txt"
+    bin_dir.mkdir()
+    (bin_dir / "python").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {record}\nexit 3\n')
+    (bin_dir / "python").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(verl_run_config(tmp_path)), "--out", str(out), "--", "x.y=1"])
+    assert result.exit_code == 3, result.output  # verl's exit code is legible train's
+    argv = record.read_text().splitlines()
+    assert argv[:2] == ["-m", "verl.trainer.main_ppo"] and argv[2:] == launch_args(out / "launch.sh")
+    assert "trainer.n_gpus_per_node=2" in argv and argv[-1] == "x.y=1"
 
 
 BAD_VERL_RUNS = {

@@ -207,14 +207,14 @@ class TinyTransformer(nn.Module):
         causal, itself = key_at <= query_at, key_at == query_at  # (T, past + T)
         # A padding query may see no key at all; let it see itself so softmax stays finite.
         blocked = ~(causal & (key_mask.unsqueeze(1) | itself)).unsqueeze(1)  # (B, 1, T, past + T)
-        cos, sin = self.rope(int(pos.max()) + 1)
+        cos, sin = self.rope_table(int(pos.max()) + 1)
         rope = (cos[pos].unsqueeze(2).unsqueeze(2), sin[pos].unsqueeze(2).unsqueeze(2))  # (B, T, 1, 1, D/2)
         x = self.tok_emb(idx)
         for i, block in enumerate(self.blocks):
             x = block(x, rope, blocked, cache, i)
         return self.head(self.ln_f(x))
 
-    def rope(self, n_pos: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def rope_table(self, n_pos: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The RoPE table for at least ``n_pos`` positions, computed once and grown when needed."""
         if n_pos > self.rope_cos.shape[0]:
             cos, sin = rotary_table(max(n_pos, 2 * self.rope_cos.shape[0]), self.cfg.n_embd // self.cfg.n_head)

@@ -896,7 +896,6 @@ def train_verl(cfg: RunConfig, out: str | os.PathLike[str], *, resume: bool = Fa
     ``launch.sh`` where verl and a GPU are present. Elsewhere, say so and stop: what was written is what a
     GPU machine runs. The cluster's shape comes from ``$NNODES`` and ``$GPUS_PER_NODE`` (default: this
     machine's GPUs). Returns the exit code."""
-    import importlib.util
     import subprocess
 
     from legible.train.run import prepare_run_dir
@@ -906,11 +905,18 @@ def train_verl(cfg: RunConfig, out: str | os.PathLike[str], *, resume: bool = Fa
     nnodes = int(os.environ.get("NNODES", "1"))
     per_node = int(os.environ.get("GPUS_PER_NODE", str(max(gpus, 1))))
     script = write_launch(cfg, out, nnodes=nnodes, gpus_per_node=per_node, resume=resume, extra=extra)
-    if importlib.util.find_spec("verl") is None or gpus == 0:
-        missing = "verl is not installed" if importlib.util.find_spec("verl") is None else "there is no GPU"
+    if not _verl_installed() or gpus == 0:
+        missing = "there is no GPU" if _verl_installed() else "verl is not installed"
         print(f"{script}: written, not run: {missing} here. On a GPU machine with verl: bash {script}")
         return 0
+    print(f"running {script}")
     return subprocess.run(["bash", str(script)], check=False).returncode
+
+
+def _verl_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("verl") is not None
 
 
 def _local_gpus() -> int:
