@@ -420,6 +420,42 @@ def test_every_term_through_a_trainer_step(models, tmp_path, condition, task):
                                                                                   0.625, 0.75, 0.875, 1.0)  # fmt: skip
 
 
+def test_grpo_parts_in_a_trainer_of_ones_own(models, tmp_path):
+    """A researcher's own GRPOTrainer with legible's reward functions, rollout and dataset (grpo_parts),
+    their own settings on top: the terms reach TRL with the condition's weights, and the step's metrics
+    are there to log."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import GRPOTrainer
+
+    from legible.train.trl import grpo_parts
+
+    cfg = trl_config(models["gsm"], models["gsm_data"], "monitor+paraphrase", rl={"steps": 1})
+    tokenizer = AutoTokenizer.from_pretrained(models["gsm"])
+    parts = grpo_parts(cfg, tokenizer)
+    assert parts.reward_names == list(cfg.condition.rewards) and len(parts.dataset) == cfg.trl.dataset_size
+    args = parts.args(tmp_path / "mine", save_strategy="no", seed=7)
+    assert args.reward_weights == [cfg.condition.rewards[n] for n in parts.reward_names] and args.seed == 7
+    trainer = GRPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(models["gsm"]),
+        processing_class=tokenizer,
+        train_dataset=parts.dataset,
+        reward_funcs=parts.reward_funcs,
+        rollout_func=parts.rollout,
+        args=args,
+    )
+    trainer.train()
+    logs = trainer.state.log_history[0]
+    row = parts.record.row
+    assert {f"term_{n}" for n in parts.reward_names} <= set(row) and "drift_level" in row
+    for name in parts.reward_names:
+        assert logs[f"rewards/{name}/mean"] == pytest.approx(row[f"term_{name}"], abs=1e-5)
+    last = parts.rollout.last  # the rollout ran: the answer came from the paraphrase, Face tokens masked
+    assert len(last.problems) == cfg.rl.prompts * cfg.rl.group_size and "paraphrase" in last.extras
+    assert any(0 in m for m in last.env_mask)
+    with pytest.raises(ValueError, match="Face"):
+        grpo_parts(trl_config(models["gsm"], models["gsm_data"], "monitor+face"), tokenizer)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["program_output", "text_game"])
 def test_generated_tasks_train_a_step(models, tmp_path, task):

@@ -84,12 +84,15 @@ if TYPE_CHECKING:
 LEGIBLE_STATE = "legible"  # our part of a TRL checkpoint directory; its state.json marks it complete
 
 __all__ = [
+    "GRPOParts",
     "LegibleCallback",
     "ShoggothFaceRollout",
     "TRLRun",
     "build_prompt",
     "build_run",
     "evaluate_run",
+    "grpo_args",
+    "grpo_parts",
     "load_model",
     "load_tokenizer",
     "make_reward_funcs",
@@ -888,9 +891,11 @@ def _peft_config(settings: TRLSettings):
     )
 
 
-def grpo_args(cfg: RunConfig, out: Path, names: list[str]) -> Any:
+def grpo_args(cfg: RunConfig, out: Path, names: list[str], **overrides: Any) -> Any:
     """TRL's GRPOConfig from ours: one generation (``rl.prompts`` x ``rl.group_size`` episodes) per
-    optimizer step, in micro-batches of ``trl.micro_batch``, so updates stay on-policy as in the organism."""
+    optimizer step, in micro-batches of ``trl.micro_batch``, so updates stay on-policy as in the organism;
+    the reward weights in the order of ``names`` (the reward functions'). ``overrides`` are GRPOConfig
+    fields set on top (``report_to="wandb"``, ``bf16=True``, ...)."""
     from trl import GRPOConfig
 
     rl, s = cfg.rl, cfg.trl
@@ -898,7 +903,7 @@ def grpo_args(cfg: RunConfig, out: Path, names: list[str]) -> Any:
     micro = s.micro_batch or episodes
     cuda = torch.cuda.is_available()
     bf16 = s.bf16 if s.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
-    return GRPOConfig(
+    settings = dict(
         output_dir=str(out / "checkpoints"),
         seed=cfg.seed,
         max_steps=rl.steps,
@@ -933,9 +938,10 @@ def grpo_args(cfg: RunConfig, out: Path, names: list[str]) -> Any:
         vllm_gpu_memory_utilization=s.vllm_gpu_memory_utilization,
         chat_template_kwargs=s.chat_template_kwargs or None,
         shuffle_dataset=True,
-        remove_unused_columns=False,
+        remove_unused_columns=False,  # the reward functions find each episode's problem by its problem_id
         dataloader_num_workers=0,
     )
+    return GRPOConfig(**(settings | overrides))
 
 
 # --------------------------------------------------------------------------------------- the run
@@ -963,6 +969,73 @@ class TRLRun:
         return self._eval[key]
 
 
+@dataclass
+class GRPOParts:
+    """What legible adds to a GRPOTrainer, for a training script of your own::
+
+        parts = grpo_parts(cfg, tokenizer)          # cfg: a RunConfig (legible.config.load_config)
+        trainer = GRPOTrainer(
+            model=model, processing_class=tokenizer, train_dataset=parts.dataset,
+            reward_funcs=parts.reward_funcs, rollout_func=parts.rollout,
+            args=parts.args("runs/mine", report_to="wandb"),
+        )
+
+    ``dataset`` holds the prompts and a ``problem_id`` column through which the reward functions find
+    each episode's problem (so keep ``remove_unused_columns=False``); ``args`` gives the reward weights in
+    the reward functions' order and legible's on-policy batch shape, with any GRPOConfig field on top.
+    ``record.row`` holds the last step's metrics (accuracy, each term, drift); ``legible train`` adds
+    a callback that writes them to ``metrics.jsonl``, evaluates, and checkpoints the rollout's state."""
+
+    cfg: RunConfig
+    task: Task
+    dataset: Any
+    pool: list[Problem]
+    reward_funcs: list[Callable]
+    reward_names: list[str]
+    rollout: ShoggothFaceRollout
+    record: StepRecord
+
+    def args(self, out: str | Path, **overrides: Any) -> Any:
+        return grpo_args(self.cfg, Path(out), self.reward_names, **overrides)
+
+
+def grpo_parts(
+    cfg: RunConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    face: PreTrainedModel | None = None,
+    problems: Sequence[Problem] | None = None,
+) -> GRPOParts:
+    """The reward functions (one per term of ``cfg.condition``), the Shoggoth/Face/paraphraser rollout
+    and the prompt dataset of ``cfg``. ``face``: the Face model for conditions with ``face: true``.
+    ``problems``: the training problems (default: ``trl.dataset_size`` drawn from ``cfg.task``)."""
+    from datasets import Dataset
+
+    if cfg.condition.face and face is None:
+        raise ValueError(f"condition {cfg.condition.name}: give the Face model (face=...)")
+    task = cfg.task.build()
+    s = cfg.trl
+    paraphraser = make_paraphraser(cfg.paraphraser, task)
+    words = cfg.monitor_words or list(task.state_words)
+    monitor = keyword_or_judge_monitor(words, s.monitor_judge, s.monitor_description, s.monitor_patterns)
+    judge = HeuristicStepJudge() if s.process_judge == "heuristic" else ModelStepJudge(s.process_judge)
+    reward = TextReward(cfg.condition.rewards, TextRewardContext(task=task, monitor=monitor, judge=judge))
+    if problems is None:
+        rng = random.Random(cfg.seed)
+        problems = [task.sample(rng) for _ in range(s.dataset_size)]
+    pool = list(problems)
+    chat = tokenizer.chat_template is not None
+    prompts = [build_prompt(p, s, chat) for p in pool]
+    by_prompt = {}
+    for p, prompt in zip(pool, prompts):
+        by_prompt.setdefault(_prompt_text(prompt), p)
+    dataset = Dataset.from_dict({"prompt": prompts, "problem_id": list(range(len(pool)))})
+    rollout = ShoggothFaceRollout(cfg, task, by_prompt, paraphraser, tokenizer, face)
+    record = StepRecord(cfg, task, reward, monitor, pool)
+    record.rollout = rollout
+    return GRPOParts(cfg, task, dataset, pool, make_reward_funcs(record), list(reward.terms), rollout, record)
+
+
 def build_run(
     cfg: RunConfig,
     out: Path,
@@ -974,19 +1047,11 @@ def build_run(
     """Build the task, reward, models and GRPOTrainer of a run (``use_rollout=False``: plain GRPO, the
     policy writes CoT and answer, for comparisons)."""
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental in TRL 1.16
-    from datasets import Dataset
     from transformers import PrinterCallback, ProgressCallback
     from trl import GRPOTrainer
 
     out = Path(out)
-    task = cfg.task.build()
     s = cfg.trl
-    paraphraser = make_paraphraser(cfg.paraphraser, task)
-    words = cfg.monitor_words or list(task.state_words)
-    monitor = keyword_or_judge_monitor(words, s.monitor_judge, s.monitor_description, s.monitor_patterns)
-    judge = HeuristicStepJudge() if s.process_judge == "heuristic" else ModelStepJudge(s.process_judge)
-    reward = TextReward(cfg.condition.rewards, TextRewardContext(task=task, monitor=monitor, judge=judge))
-
     tokenizer = load_tokenizer(cfg.model, s)
     model = load_model(cfg.model, s)
     face = None
@@ -996,20 +1061,9 @@ def build_run(
         from trl.trainer.utils import disable_dropout_in_model
 
         disable_dropout_in_model(face)
-
-    chat = tokenizer.chat_template is not None
-    rng = random.Random(cfg.seed)
-    pool = [task.sample(rng) for _ in range(s.dataset_size)]
-    prompts = [build_prompt(p, s, chat) for p in pool]
-    by_prompt = {}
-    for p, prompt in zip(pool, prompts):
-        by_prompt.setdefault(_prompt_text(prompt), p)
-    dataset = Dataset.from_dict({"prompt": prompts, "problem_id": list(range(len(pool)))})
-
-    rollout = ShoggothFaceRollout(cfg, task, by_prompt, paraphraser, tokenizer, face)
-    record = StepRecord(cfg, task, reward, monitor, pool)
+    parts = grpo_parts(cfg, tokenizer, face=face)
+    rollout, record = parts.rollout, parts.record
     record.rollout = rollout if use_rollout else None
-    names = list(reward.terms)
     resume_step = None
     if resume:
         last = latest_complete_checkpoint(out / "checkpoints")
@@ -1024,9 +1078,9 @@ def build_run(
     callback = LegibleCallback(record, rollout, log, evaluate=evaluate, on_step=on_step)
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=make_reward_funcs(record),
-        args=grpo_args(cfg, out, names),
-        train_dataset=dataset,
+        reward_funcs=parts.reward_funcs,
+        args=parts.args(out),
+        train_dataset=parts.dataset,
         processing_class=tokenizer,
         callbacks=[callback],
         peft_config=_peft_config(s),
@@ -1034,7 +1088,7 @@ def build_run(
     )
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)  # progress is ours (rich bars in legible.train.run); logs go to JSONL
-    run = TRLRun(cfg, task, trainer, rollout, record, callback)
+    run = TRLRun(cfg, parts.task, trainer, rollout, record, callback)
     run_holder["run"] = run
     return run
 
