@@ -41,16 +41,11 @@ class KVCache:
         self.mask_buffer: torch.Tensor | None = None  # (B, capacity or length) bool: real tokens
         self.length = 0
         self.next_pos: torch.Tensor | None = None  # (B,) position of the next real token
-        self._start = 0  # where the current call's tokens go
-
-    @property
-    def key_mask(self) -> torch.Tensor | None:
-        return None if self.mask_buffer is None else self.mask_buffer[:, : self.length]
 
     def extend(self, mask: torch.Tensor) -> torch.Tensor:
         """Make room for ``mask.shape[1]`` more tokens; return the mask of every key (B, length)."""
         B, T = mask.shape
-        self._start, end = self.length, self.length + T
+        start, end = self.length, self.length + T
         self.length = end
         if self.capacity is None:
             self.mask_buffer = mask if self.mask_buffer is None else torch.cat([self.mask_buffer, mask], 1)
@@ -63,11 +58,12 @@ class KVCache:
             self.mask_buffer = _grown(self.mask_buffer, self.capacity, dim=1)
             self.keys = [None if k is None else _grown(k, self.capacity, dim=2) for k in self.keys]
             self.values = [None if v is None else _grown(v, self.capacity, dim=2) for v in self.values]
-        self.mask_buffer[:, self._start : end] = mask
+        self.mask_buffer[:, start:end] = mask
         return self.mask_buffer[:, :end]
 
     def store(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add this call's keys and values (B, H, T, D) of ``layer``; return all of them so far."""
+        """Add this call's keys and values (B, H, T, D) of ``layer`` (``extend`` has made room for
+        them: they are the last T of ``length``); return all of them so far."""
         if self.capacity is None:
             if self.keys[layer] is not None:
                 k, v = torch.cat([self.keys[layer], k], 2), torch.cat([self.values[layer], v], 2)
@@ -78,8 +74,9 @@ class KVCache:
             self.keys[layer] = k.new_empty(B, H, self.capacity, D)
             self.values[layer] = v.new_empty(B, H, self.capacity, D)
         keys, values = self.keys[layer], self.values[layer]
-        keys[:, :, self._start : self.length] = k
-        values[:, :, self._start : self.length] = v
+        start = self.length - k.shape[2]
+        keys[:, :, start : self.length] = k
+        values[:, :, start : self.length] = v
         return keys[:, :, : self.length], values[:, :, : self.length]
 
     def select(self, rows: torch.Tensor) -> KVCache:
