@@ -87,10 +87,8 @@ def completion_logprobs(
     untempered logits (E, V) after each row's last token: after an answer marker, that is the
     answer distribution)."""
     logits = continuation_logits(policy, problems, tokens)
-    lengths = torch.tensor([len(t) for t in tokens], dtype=torch.long)
-    width = logits.shape[1] - 1
-    logp_all = (logits[:, :width, :] / temperature).log_softmax(-1)
     targets, completion = right_pad(tokens, VOCAB.pad_id)
+    logp_all = (logits[:, :-1, :] / temperature).log_softmax(-1)
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, completion, entropy, logits[torch.arange(len(tokens)), lengths]
+    return logp, completion, entropy, logits[torch.arange(len(tokens)), completion.sum(1)]
