@@ -905,8 +905,9 @@ def train_verl(cfg: RunConfig, out: str | os.PathLike[str], *, resume: bool = Fa
     nnodes = int(os.environ.get("NNODES", "1"))
     per_node = int(os.environ.get("GPUS_PER_NODE", str(max(gpus, 1))))
     script = write_launch(cfg, out, nnodes=nnodes, gpus_per_node=per_node, resume=resume, extra=extra)
-    if not _verl_installed() or gpus == 0:
-        missing = "there is no GPU" if _verl_installed() else "verl is not installed"
+    installed = _verl_installed()
+    if not installed or gpus == 0:
+        missing = "there is no GPU" if installed else "verl is not installed"
         print(f"{script}: written, not run: {missing} here. On a GPU machine with verl: bash {script}")
         return 0
     print(f"running {script}")
