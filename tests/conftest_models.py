@@ -1,4 +1,5 @@
-"""Helpers for the model-paraphraser tests: scripted Inspect model APIs and a tiny local causal LM.
+"""Models built in the tests: scripted Inspect model APIs, a tiny local causal LM, and tiny organisms
+(random, or trained for a few seconds).
 
 Nothing here touches the network: the scripted models are plain Python, and the tiny model's tokenizer is
 trained in the test and its weights are random.
@@ -184,6 +185,24 @@ def build_tiny_lm(path: Path) -> Path:
     )
     GPT2LMHeadModel(cfg).save_pretrained(path)
     return path
+
+
+def noisy_tiny_transformer(seed: int = 0):
+    """A 2-layer, 32-wide organism policy with random weights larger than the init's, so that logits
+    clearly differ between tokens and positions (at init everything is close to uniform, which hides
+    mistakes)."""
+    import torch
+
+    from legible.policy.tiny import TinyConfig, TinyTransformer
+    from legible.policy.vocab import VOCAB
+
+    torch.manual_seed(seed)
+    model = TinyTransformer(TinyConfig(vocab_size=len(VOCAB), n_layer=2, n_head=4, n_embd=32)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.3)
+    return model
 
 
 def quick_trained(

@@ -6,26 +6,15 @@ import random
 
 import pytest
 import torch
+from conftest_models import noisy_tiny_transformer as make_model
 
 from legible.policy.rollout import answer_logprobs, completion_logprobs, prompt_ids, write_cots
-from legible.policy.tiny import KVCache, TinyConfig, TinyTransformer, left_pad, right_pad, sample, shared_prompts
+from legible.policy.tiny import KVCache, TinyTransformer, left_pad, right_pad, sample, shared_prompts
 from legible.policy.vocab import VOCAB
 from legible.tasks import CoinFlip
 
 PAD = VOCAB.pad_id
-CFG = TinyConfig(vocab_size=len(VOCAB), n_layer=2, n_head=4, n_embd=32)
-
-
-def make_model(seed: int = 0) -> TinyTransformer:
-    torch.manual_seed(seed)
-    model = TinyTransformer(CFG).eval()
-    # Larger random weights than the init so that logits differ clearly between tokens and
-    # positions (at init everything is close to uniform, which hides mistakes).
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0, 0.3)
-    return model
+CFG = make_model().cfg  # 2 layers, 4 heads, 32 wide
 
 
 ROWS = [

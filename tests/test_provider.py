@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("inspect_ai")
 
 import torch  # noqa: E402
-from conftest_models import quick_trained  # noqa: E402
+from conftest_models import noisy_tiny_transformer, quick_trained  # noqa: E402
 from inspect_ai import Task, eval  # noqa: E402
 from inspect_ai.dataset import Sample  # noqa: E402
 from inspect_ai.model import (  # noqa: E402
@@ -31,32 +31,20 @@ from inspect_ai.solver import TaskState, generate  # noqa: E402
 import legible.audit.provider as provider  # noqa: E402  (registers the "legible" model API)
 from legible.config import RunConfig, save_config  # noqa: E402
 from legible.policy.checkpoint import save_policy  # noqa: E402
-from legible.policy.tiny import TinyConfig, TinyTransformer  # noqa: E402
+from legible.policy.tiny import TinyTransformer  # noqa: E402
 from legible.policy.vocab import VOCAB  # noqa: E402
 from legible.tasks import CoinFlip  # noqa: E402
 from legible.tasks.base import split_completion  # noqa: E402
 
-CFG = TinyConfig(vocab_size=len(VOCAB), n_layer=2, n_head=4, n_embd=32)
 PROMPTS = [CoinFlip(2, 5).sample(random.Random(i)).prompt for i in range(6)]
-
-
-def random_model(seed: int = 0) -> TinyTransformer:
-    torch.manual_seed(seed)
-    model = TinyTransformer(CFG).eval()
-    # Larger weights than the init, so that logits clearly differ between tokens and positions.
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0, 0.3)
-    return model
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """A run directory with a policy and a Face, and no config.yaml (the answer is unrestricted)."""
     d = tmp_path_factory.mktemp("organism") / "run"
-    save_policy(random_model(0), d / "policy")
-    save_policy(random_model(1), d / "face")
+    save_policy(noisy_tiny_transformer(0), d / "policy")
+    save_policy(noisy_tiny_transformer(1), d / "face")
     return d
 
 
@@ -161,7 +149,7 @@ def test_answer_words_restrict_the_answer_and_auto_reads_the_runs_config(tmp_pat
         assert {t.token for t in top} == {"heads", "tails"}
         assert float(torch.tensor([t.logprob for t in top]).exp().sum()) == pytest.approx(1.0, abs=1e-5)
     run = tmp_path / "run"
-    save_policy(random_model(0), run / "policy")
+    save_policy(noisy_tiny_transformer(0), run / "policy")
     assert model_for(run).api.answer_ids is None  # no config.yaml: unrestricted
     save_config(RunConfig(), run / "config.yaml")
     assert model_for(run).api.answer_ids == VOCAB.ids(("heads", "tails"))
@@ -265,7 +253,7 @@ def test_bad_paths_and_arguments_are_one_line_errors(tmp_path, run_dir):
     with pytest.raises(FileNotFoundError, match=r"empty: no policy.safetensors"):
         model_for(tmp_path / "empty")
     solo = tmp_path / "solo"
-    save_policy(random_model(0), solo / "policy")
+    save_policy(noisy_tiny_transformer(0), solo / "policy")
     with pytest.raises(FileNotFoundError, match=r"solo: no face.safetensors"):
         model_for(solo, weights="face")
     with pytest.raises(ValueError, match=r"weights='critic'"):
