@@ -206,6 +206,39 @@ def gpt2_stage1(args: argparse.Namespace) -> Path:
 # ------------------------------------------------------------------------------------------ trainers
 
 
+class Steps:
+    """When each RL step ended (``on_step``, called by either trainer) and the rows of the timed steps."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.stamps: dict[int, float] = {}
+        self.rows: list[dict] = []
+
+    def start(self) -> None:
+        self.stamps[0] = time.perf_counter()
+
+    def on_step(self, step: int, row: dict) -> None:
+        self.stamps[step] = time.perf_counter()
+        if step > self.args.warmup:
+            self.rows.append(row)
+
+    def summary(self, trainer: str, condition: str) -> dict:
+        args = self.args
+        per_step = [self.stamps[s] - self.stamps[s - 1] for s in range(args.warmup + 1, args.warmup + args.steps + 1)]
+        seconds = statistics.mean(per_step)
+        words = [r["cot_words"] for r in self.rows if r.get("cot_words") is not None]
+        acc = [r["accuracy"] for r in self.rows if r.get("accuracy") is not None]
+        return {
+            "trainer": trainer,
+            "condition": condition,
+            "seconds_per_step": seconds,
+            "median_seconds_per_step": statistics.median(per_step),
+            "episodes_per_s": args.prompts * args.group / seconds,
+            "cot_words": statistics.mean(words) if words else None,
+            "accuracy": statistics.mean(acc) if acc else None,
+        }
+
+
 class Timed:
     """Wall time spent inside ``owner.name`` while it is swapped for a timing wrapper."""
 
@@ -229,9 +262,10 @@ class Timed:
     def __exit__(self, *exc) -> None:
         setattr(self.owner, self.name, self.inner)
 
-    def per_step(self, stamps: dict, args) -> float:
+    def per_step(self, steps: Steps) -> float:
         """Mean seconds per timed step spent in the wrapped call."""
-        lo, hi = stamps[args.warmup], stamps[args.warmup + args.steps]
+        args = steps.args
+        lo, hi = steps.stamps[args.warmup], steps.stamps[args.warmup + args.steps]
         return sum(d for t0, d in self.calls if lo <= t0 < hi) / args.steps
 
 
@@ -240,21 +274,13 @@ def bench_organism(condition: str, stage1, task, args, workdir: Path) -> dict:
     from legible.train.grpo import train_grpo
 
     cfg = organism_config(condition, args)
-    stamps: dict[int, float] = {}
-    rows: list[dict] = []
-
-    def on_step(step: int, row: dict) -> None:
-        stamps[step] = time.perf_counter()
-        if step > args.warmup:
-            rows.append(row)
-
-    stamps[0] = time.perf_counter()
+    steps = Steps(args)
+    steps.start()
     paraphraser = make_paraphraser(cfg.paraphraser, task)
     with contextlib.redirect_stdout(io.StringIO()), Timed(grpo_module, "write_cots") as sampling:
-        train_grpo(cfg, task, paraphraser, stage1, workdir / f"org_{condition.replace('+', '_')}", on_step=on_step)
-    return summary("organism", condition, stamps, rows, args, words_key="cot_words") | {
-        "generation_seconds_per_step": sampling.per_step(stamps, args)
-    }
+        out = workdir / f"org_{condition.replace('+', '_')}"
+        train_grpo(cfg, task, paraphraser, stage1, out, on_step=steps.on_step)
+    return steps.summary("organism", condition) | {"generation_seconds_per_step": sampling.per_step(steps)}
 
 
 def bench_trl(condition: str, model: Path, args, workdir: Path, rollout: bool) -> dict:
@@ -262,51 +288,29 @@ def bench_trl(condition: str, model: Path, args, workdir: Path, rollout: bool) -
 
     from legible.train.trl import build_run
 
-    stamps: dict[int, float] = {}
-    rows: list[dict] = []
-
-    def on_step(step: int, row: dict) -> None:
-        stamps[step] = time.perf_counter()
-        if step > args.warmup:
-            rows.append(row)
+    steps = Steps(args)
 
     class Stamp(TrainerCallback):  # plain GRPO has no rollout row; time it from TRL's own logs
         def on_log(self, a, state, control, logs=None, **kw):
             if logs and "loss" in logs and not rollout:
-                on_step(state.global_step, {"cot_words": None, "accuracy": None})
+                steps.on_step(state.global_step, {"cot_words": None, "accuracy": None})
 
     cfg = trl_config(condition, model, args)
     name = f"trl_{'rollout' if rollout else 'plain'}_{condition.replace('+', '_')}"
     with contextlib.redirect_stdout(io.StringIO()):
-        run = build_run(cfg, workdir / name, on_step=on_step if rollout else None, use_rollout=rollout)
+        run = build_run(cfg, workdir / name, on_step=steps.on_step if rollout else None, use_rollout=rollout)
         run.trainer.add_callback(Stamp())
-        stamps[0] = time.perf_counter()
+        steps.start()
         # generation (TRL's generate, or the rollout), the reward functions and TRL's bookkeeping
         with Timed(run.trainer, "_generate_and_score_completions") as generation:
             run.trainer.train()
-    result = summary("TRL + rollout" if rollout else "TRL plain", condition, stamps, rows, args, words_key="cot_words")
+    result = steps.summary("TRL + rollout" if rollout else "TRL plain", condition)
     if not rollout:  # the reward functions still parsed every episode: read accuracy and length there
         hist = [h for h in run.trainer.state.log_history if "legible/accuracy" in h][args.warmup :]
         result["accuracy"] = statistics.mean(h["legible/accuracy"] for h in hist) if hist else None
         result["cot_words"] = statistics.mean(h["legible/cot_words"] for h in hist) if hist else None
-    result["generation_seconds_per_step"] = generation.per_step(stamps, args)
+    result["generation_seconds_per_step"] = generation.per_step(steps)
     return result
-
-
-def summary(trainer: str, condition: str, stamps: dict, rows: list, args, words_key: str) -> dict:
-    per_step = [stamps[s] - stamps[s - 1] for s in range(args.warmup + 1, args.warmup + args.steps + 1)]
-    seconds = statistics.mean(per_step)
-    words = [r.get(words_key) for r in rows if r.get(words_key) is not None]
-    acc = [r.get("accuracy") for r in rows if r.get("accuracy") is not None]
-    return {
-        "trainer": trainer,
-        "condition": condition,
-        "seconds_per_step": seconds,
-        "median_seconds_per_step": statistics.median(per_step),
-        "episodes_per_s": args.prompts * args.group / seconds,
-        "cot_words": statistics.mean(words) if words else None,
-        "accuracy": statistics.mean(acc) if acc else None,
-    }
 
 
 # ------------------------------------------------------------------------------------------ main
