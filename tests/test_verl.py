@@ -482,6 +482,7 @@ BAD_VERL_RUNS = {
     "no model": ({"model": None}, {}, "model"),
     "face without a server": ({"condition": "monitor+face"}, {}, "LEGIBLE_FACE_URL"),
     "verl overrides on trl": ({"backend": "trl"}, {"extra": ["a=b"]}, "verl overrides"),
+    "bad node count": ({}, {"env": {"NNODES": "two"}}, "$NNODES"),
 }
 
 
@@ -493,15 +494,18 @@ def test_legible_train_verl_bad_input_is_one_line(tmp_path, monkeypatch, case):
 
     monkeypatch.delenv(lv.FACE_URL_ENV, raising=False)
     fields, how, needle = BAD_VERL_RUNS[case]
+    for name, value in how.get("env", {}).items():
+        monkeypatch.setenv(name, value)
     config = verl_run_config(tmp_path, **{k: v for k, v in fields.items() if v is not None})
     if fields.get("model", "") is None:
         config.write_text("\n".join(line for line in config.read_text().splitlines() if not line.startswith("model")))
-    args = ["train", str(config), "--out", str(tmp_path / "run")] + (["--", *how["extra"]] if how else [])
+    args = ["train", str(config), "--out", str(tmp_path / "run")] + ["--", *how.get("extra", [])]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("legible: error:")]
-    assert len(errors) == 1 and str(config) in errors[0] and needle in errors[0], result.output
-    assert "Traceback" not in result.output
+    assert len(errors) == 1 and needle in errors[0], result.output
+    assert str(config) in errors[0] or needle.startswith("$")  # a field of the config, or the environment
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()  # checked before writing
 
 
 def test_face_server_goes_into_the_agent_loop_entry(tmp_path, monkeypatch):

@@ -860,18 +860,11 @@ def write_launch(
     entry (``agent_loop.yaml``) and ``launch.sh``, the whole ``main_ppo`` command. ``out/config.yaml`` must
     already hold ``cfg`` (``legible.train.run.prepare_run_dir`` writes it). Returns the script's path."""
     out = Path(out).resolve()
-    if not isinstance(cfg.model, str):
-        raise ConfigFieldError("model: backend verl needs a model path or id to launch (actor_rollout_ref.model.path)")
+    face_url = _check_launchable(cfg)
     loop = {"name": AGENT_NAME, "_target_": "legible.train.verl.ShoggothFaceAgentLoop",
             "legible_config": str(out / "config.yaml")}  # fmt: skip
-    if cfg.condition.face:
-        url = os.environ.get(FACE_URL_ENV)
-        if not url:
-            raise ConfigFieldError(
-                f"condition: {cfg.condition.name}: verl's Face answers through a server: serve a copy of the "
-                f"model (vllm serve) and set {FACE_URL_ENV}=http://HOST:PORT/v1 (docs/verl.md)"
-            )
-        loop |= {"face_base_url": url, "face_model": cfg.trl.face_model or cfg.model}
+    if face_url:
+        loop |= {"face_base_url": face_url, "face_model": cfg.trl.face_model or cfg.model}
     (out / "agent_loop.yaml").write_text(yaml.safe_dump([loop], sort_keys=False))
     if not (out / "data" / "train.parquet").exists():
         prepare(cfg.task.name, out / "data", config=out / "config.yaml", seed=cfg.seed)
@@ -900,10 +893,10 @@ def train_verl(cfg: RunConfig, out: str | os.PathLike[str], *, resume: bool = Fa
 
     from legible.train.run import prepare_run_dir
 
-    prepare_run_dir(cfg, Path(out), resume)
+    _check_launchable(cfg)  # before the run directory is written
     gpus = _local_gpus()
-    nnodes = int(os.environ.get("NNODES", "1"))
-    per_node = int(os.environ.get("GPUS_PER_NODE", str(max(gpus, 1))))
+    nnodes, per_node = _count_env("NNODES", 1), _count_env("GPUS_PER_NODE", max(gpus, 1))
+    prepare_run_dir(cfg, Path(out), resume)
     script = write_launch(cfg, out, nnodes=nnodes, gpus_per_node=per_node, resume=resume, extra=extra)
     installed = _verl_installed()
     if not installed or gpus == 0:
@@ -912,6 +905,28 @@ def train_verl(cfg: RunConfig, out: str | os.PathLike[str], *, resume: bool = Fa
         return 0
     print(f"running {script}")
     return subprocess.run(["bash", str(script)], check=False).returncode
+
+
+def _check_launchable(cfg: RunConfig) -> str | None:
+    """What a launch needs beyond a valid config: a model, and for a Face a server. Returns its URL."""
+    if not isinstance(cfg.model, str):
+        raise ConfigFieldError("model: backend verl needs a model path or id to launch (actor_rollout_ref.model.path)")
+    if not cfg.condition.face:
+        return None
+    url = os.environ.get(FACE_URL_ENV)
+    if not url:
+        raise ConfigFieldError(
+            f"condition: {cfg.condition.name}: verl's Face answers through a server: serve a copy of the "
+            f"model (vllm serve) and set {FACE_URL_ENV}=http://HOST:PORT/v1 (docs/verl.md)"
+        )
+    return url
+
+
+def _count_env(name: str, default: int) -> int:
+    value = os.environ.get(name, str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"${name}: {value!r} is not a positive whole number")
+    return int(value)
 
 
 def _verl_installed() -> bool:
