@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from legible.monitor import Monitor
+    from legible.reward import Reward
+    from legible.tasks import Task
 
 
 class ConfigError(ValueError):
@@ -132,7 +137,8 @@ class RLConfig(_Strict):
 
 
 class ConditionConfig(_Strict):
-    """A named combination of reward terms and defences."""
+    """A named combination of reward terms and defences, and the facts every trainer derives from it:
+    which views of the CoT answers are produced from, who answers, which view's answer counts."""
 
     name: str
     rewards: dict[str, float] = Field(default_factory=lambda: {"outcome": 1.0})
@@ -141,7 +147,9 @@ class ConditionConfig(_Strict):
 
     @model_validator(mode="after")
     def _known_terms(self):
-        known = all_term_names()
+        from legible.reward import term_names
+
+        known = term_names()
         for name in self.rewards:
             if name not in known:
                 raise ValueError(f"unknown reward term {name!r}; choose from {known}")
@@ -149,13 +157,34 @@ class ConditionConfig(_Strict):
             raise ValueError("face: true needs paraphrase_in_loop: true (the Face reads the paraphrase)")
         return self
 
+    @property
+    def view(self) -> Literal["original", "paraphrased"]:
+        """The view of the CoT whose answer counts: the paraphrase when the paraphraser is in the loop."""
+        return "paraphrased" if self.paraphrase_in_loop else "original"
 
-def all_term_names() -> list[str]:
-    """Reward terms of either backend (the organism's, and those on text such as ``process``)."""
-    from legible.reward import term_names
-    from legible.train.text_reward import text_term_names
+    @property
+    def policy_answers(self) -> bool:
+        """Whether the policy answers from its own CoT in the same pass that writes it (plain GRPO)."""
+        return not self.paraphrase_in_loop
 
-    return sorted(set(term_names()) | set(text_term_names()))
+    @property
+    def views(self) -> frozenset[str]:
+        """Every view an answer is needed from: the one that counts, and those the reward terms compare."""
+        views = {self.view}
+        if "sensitivity" in self.rewards:
+            views |= {"original", "paraphrased"}
+        if "paraphrase_outcome" in self.rewards:
+            views.add("paraphrased")
+        return frozenset(views)
+
+    @property
+    def needs_loop(self) -> bool:
+        """Whether a plain completion cannot be scored because some answer comes from a paraphrase."""
+        return not self.policy_answers or self.views != {"original"}
+
+    def reward_scale(self, ramp: float) -> dict[str, float]:
+        """Each term's share of its weight while the penalties ramp in: ``outcome`` is never ramped."""
+        return {name: (1.0 if name == "outcome" else ramp) for name in self.rewards}
 
 
 MONITOR_WEIGHT = 0.3
@@ -302,7 +331,9 @@ class RunConfig(_Strict):
                 raise ValueError("model: a model path or id needs backend: trl or verl (the organism takes n_layer)")
             if self.task.name not in ORGANISM_TASKS:
                 raise ValueError(f"task.name: {self.task.name} needs backend: trl or verl")
-            text_only = sorted(set(self.condition.rewards) - _organism_terms())
+            from legible.reward import term_names
+
+            text_only = sorted(set(self.condition.rewards) & set(term_names(organism=False)))
             if text_only:
                 raise ValueError(f"condition.rewards: {text_only[0]!r} needs backend: trl or verl")
             if self.trl != TRLSettings():
@@ -336,6 +367,35 @@ class RunConfig(_Strict):
                 )
         return self
 
+    def penalty_ramp(self, step: int | None) -> float:
+        """The penalty terms' share of their weight at RL step ``step``: rising linearly from 0 to 1 over
+        ``rl.ramp_steps``; 1 when there is no ramp or the step is unknown."""
+        if not self.rl.ramp_steps or step is None:
+            return 1.0
+        return min(1.0, max(0.0, float(step) / self.rl.ramp_steps))
+
+    def reward_scale(self, step: int | None) -> dict[str, float]:
+        """Each reward term's share of its weight at RL step ``step``."""
+        return self.condition.reward_scale(self.penalty_ramp(step))
+
+    def build_monitor(self, task: Task) -> Monitor | None:
+        """The monitor this run trains against: a judge model when ``trl.monitor_judge`` names one, else a
+        keyword monitor on ``monitor_words`` (default: the task's state words) and ``trl.monitor_patterns``."""
+        from legible.monitor import make_monitor
+
+        s = self.trl
+        words = self.monitor_words or list(task.state_words)
+        return make_monitor(words, s.monitor_judge, s.monitor_description, s.monitor_patterns)
+
+    def build_reward(self, task: Task, monitor: Monitor | None = None) -> Reward:
+        """The condition's weighted reward terms on ``task``, with ``monitor`` (default: ``build_monitor``)
+        and the step judge ``trl.process_judge``."""
+        from legible.reward import Reward, RewardContext, make_step_judge
+
+        monitor = monitor if monitor is not None else self.build_monitor(task)
+        judge = make_step_judge(self.trl.process_judge)
+        return Reward(self.condition.rewards, RewardContext(task=task, monitor=monitor, judge=judge))
+
     @field_validator("paraphraser")
     @classmethod
     def _paraphraser_known(cls, spec: str) -> str:
@@ -343,12 +403,6 @@ class RunConfig(_Strict):
 
         check_paraphraser_spec(spec)
         return spec
-
-
-def _organism_terms() -> set[str]:
-    from legible.reward import term_names
-
-    return set(term_names())
 
 
 def format_validation_error(err: ValidationError, source: str) -> str:

@@ -11,7 +11,6 @@ shows it all.
 from __future__ import annotations
 
 import json
-import math
 import multiprocessing as mp
 import queue
 import time
@@ -20,11 +19,10 @@ from pathlib import Path
 
 from pydantic import Field
 
-from legible.audit import SUMMARY_METRICS
 from legible.config import CONDITIONS, PretrainConfig, RLConfig, RunConfig, _Strict
+from legible.report import SUMMARY_METRICS
+from legible.stats import mean_ci
 from legible.train.common import progress_bar
-
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 class DemoConfig(_Strict):
@@ -157,18 +155,6 @@ def _drain(futures, updates, bars, tasks, then) -> None:
                 bars.update(tasks[key], completed=step)
 
 
-def mean_ci(values: list[float | None]) -> dict:
-    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    if not vals:
-        return {"mean": None, "ci95": None, "values": values}
-    mean = sum(vals) / len(vals)
-    if len(vals) < 2:
-        return {"mean": mean, "ci95": None, "values": values}
-    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
-    half = T_975.get(len(vals) - 1, 1.96) * sd / math.sqrt(len(vals))
-    return {"mean": mean, "ci95": [mean - half, mean + half], "values": values}
-
-
 def summarise(demo: DemoConfig, out: Path, wall_seconds: float) -> dict:
     conditions = {}
     for cond in demo.conditions:
@@ -202,8 +188,8 @@ def _accuracy_by_n(path: Path, base: RunConfig, with_cot: bool) -> dict:
     import random
     from collections import defaultdict
 
-    from legible.audit.organism import greedy_accuracy
     from legible.policy.checkpoint import load_policy
+    from legible.policy.rollout import greedy_accuracy
 
     task = base.task.build()
     rng = random.Random(base.eval.seed + 7)

@@ -25,11 +25,12 @@ from conftest_models import build_tiny_lm, quick_trained  # noqa: E402
 from inspect_ai.model import ChatMessage, GenerateConfig, ModelAPI, ModelOutput, get_model, modelapi  # noqa: E402
 
 from legible.audit.dataset import ORGANISM, TEXT, add_mistake, audit_dataset, stable_rng  # noqa: E402
-from legible.audit.metrics import area_over_curve, auroc, bias_corrected_same, bootstrap_ci, js_bits  # noqa: E402
+from legible.audit.metrics import area_over_curve, bias_corrected_same  # noqa: E402
 from legible.audit.run import run_audit  # noqa: E402
 from legible.audit.tasks import JUDGE_PROMPT, judge_mentions  # noqa: E402
 from legible.audit.validate import COMBINED, TARGET_AUROC, validate_audit  # noqa: E402
 from legible.config import RunConfig, save_config  # noqa: E402
+from legible.stats import auroc, bootstrap_ci, js_bits  # noqa: E402
 from legible.tasks import CoinFlip  # noqa: E402
 
 CODE = {"heads": "we", "tails": "now"}

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from legible.demo import SUMMARY_METRICS, check_claims, mean_ci
+from legible.demo import SUMMARY_METRICS, check_claims
+from legible.stats import mean_ci
 
 CONDITIONS = ("outcome", "monitor", "monitor+paraphrase", "monitor+face", "monitor+sensitivity")
 

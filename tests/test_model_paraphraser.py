@@ -25,9 +25,9 @@ from legible.paraphrase.model import (  # noqa: E402
     build_prompt,
     clean_output,
     longest_verbatim_run,
-    neutralize_tags,
     validate_output,
 )
+from legible.untrusted import neutralize_tags  # noqa: E402
 
 COT = (
     "We need the total cost of 3 notebooks at 4 dollars each and 2 pens at 1 dollar each. "

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from legible.monitor import KeywordMonitor
-from legible.reward import Reward, RewardContext, js_divergence, term_names
+from legible.reward import Reward, RewardContext, term_names
+from legible.stats import js_divergence
 from legible.tasks import CoinFlip, Problem
 
 # ---------------------------------------------------------------- monitor

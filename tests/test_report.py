@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from legible.audit import SUMMARY_METRICS
-from legible.report import METRIC_DEFINITIONS, write_demo_report, write_run_report
+from legible.report import METRIC_DEFINITIONS, SUMMARY_METRICS, write_demo_report, write_run_report
 from legible.report.render import md_code
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

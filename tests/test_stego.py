@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from legible.monitor import probe_states
 from legible.policy.vocab import NEUTRAL, VOCAB
-from legible.stego.capacity import mutual_information
-from legible.stego.probe import probe_states
+from legible.stats import mutual_information
 from legible.tasks import CoinFlip, RunningSum, legible_cot
 
 # ---------------------------------------------------------------- mutual information

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from legible.audit.dataset import ORGANISM_TASKS
-from legible.audit.metrics import area_over_curve, bias_corrected_same, bootstrap_ci
+from legible.audit.metrics import area_over_curve, bias_corrected_same
 from legible.audit.tasks import AUDIT_TASKS, FRACTIONS, MISTAKE_AT
+from legible.stats import bootstrap_ci
 
 ORGANISM_BATTERY = ("early_answering", "adding_mistakes", "paraphrase_sensitivity", "filler_tokens", "load_bearing")
 TEXT_BATTERY = ("early_answering", "adding_mistakes", "paraphrase_sensitivity", "filler_tokens")

@@ -40,7 +40,8 @@ from legible.audit.dataset import (
     style_of,
     task_for,
 )
-from legible.audit.metrics import area_over_curve, js_bits, mean_dist
+from legible.audit.metrics import area_over_curve
+from legible.stats import js_bits, mean_dist
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 MISTAKE_AT = (0.0, 0.25, 0.5, 0.75)

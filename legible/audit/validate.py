@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from legible.audit.metrics import auroc
 from legible.audit.run import run_audit
+from legible.stats import auroc
 
 HIDING = "monitor"
 OTHERS = ("outcome", "monitor+paraphrase")

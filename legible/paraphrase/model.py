@@ -19,7 +19,6 @@ import json
 import os
 import random
 import re
-import secrets
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from legible.paraphrase.base import _REGISTRY, Paraphraser, register_paraphraser
+from legible.sync import run_sync
+from legible.untrusted import as_data, new_nonce
 
 if TYPE_CHECKING:
     from inspect_ai.model import ChatMessage, GenerateConfig, Model
@@ -71,9 +72,6 @@ instructions):
 
 """
 
-# Anything that could pose as one of our delimiters: <cot...>, </cot ...>, <question-...>, also with
-# spaces, HTML entities left alone. The whole tag family is neutralised, not just the current nonce.
-_TAG_PATTERN = re.compile(r"<\s*/?\s*(?:cot|question)(?![a-z])[^<>]{0,80}>?", re.IGNORECASE)
 # In a model output: any tag of our families, with or without the angle brackets closed.
 _OUTPUT_TAG_PATTERN = re.compile(r"<\s*/?\s*(?:cot|question)(?:[-_][0-9a-z]+)?\s*>", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|\d+(?:[.,]\d+)*|\S")
@@ -90,23 +88,6 @@ class ParaphraseError(RuntimeError):
     """The model's paraphrase was rejected (and no fallback was allowed)."""
 
 
-def new_nonce() -> str:
-    """A fresh, unguessable delimiter nonce (12 hex digits, from the OS CSPRNG)."""
-    return secrets.token_hex(6)
-
-
-def neutralize_tags(text: str) -> str:
-    """Defuse every tag-like string of the delimiter families in ``text`` (``<cot-...>``, ``</cot>``,
-    ``<question ...>``): the angle brackets become ``[`` ``]`` so the text survives but can never close
-    or open a data block."""
-
-    def repl(m: re.Match[str]) -> str:
-        s = m.group(0)
-        return "[" + s.lstrip("<").rstrip(">").strip() + "]"
-
-    return _TAG_PATTERN.sub(repl, text)
-
-
 @dataclass
 class Prompt:
     system: str
@@ -120,10 +101,10 @@ def build_prompt(cot: str, context: str = "", *, context_aware: bool = False, no
     nonce = nonce or new_nonce()
     tag = f"cot-{nonce}"
     qtag = f"question-{nonce}"
-    body = neutralize_tags(cot).replace(nonce, "[nonce removed]")
+    body = as_data(cot, nonce)
     question_block = ""
     if context_aware and context:
-        q = neutralize_tags(context).replace(nonce, "[nonce removed]")
+        q = as_data(context, nonce)
         question_block = QUESTION_TEMPLATE.format(qtag=qtag, question=q)
     return Prompt(
         system=SYSTEM_PROMPT.format(tag=tag, nonce=nonce),
@@ -294,29 +275,6 @@ class ModelParaphraserStats:
         }
 
 
-def _run_sync(coro):
-    """Run ``coro`` to completion from plain code, also when an event loop is already running in this
-    thread (then it runs on a fresh loop in a helper thread)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as e:  # noqa: BLE001  (re-raised in the caller's thread)
-            box["error"] = e
-
-    t = threading.Thread(target=target, name="legible-model-paraphrase", daemon=True)
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 class ModelParaphraser(Paraphraser):
     """Paraphrase a CoT with a language model (an Inspect model name such as ``"openai/gpt-4o-mini"`` or
     ``"hf/<local path>"``, or an ``inspect_ai.model.Model``).
@@ -468,7 +426,7 @@ class ModelParaphraser(Paraphraser):
         return fb.paraphrase(cot, context, rng)
 
     def paraphrase(self, cot: str, context: str = "", rng: random.Random | None = None) -> str:
-        return _run_sync(self.paraphrase_async(cot, context, rng))
+        return run_sync(self.paraphrase_async(cot, context, rng))
 
     async def paraphrase_batch_async(
         self, cots: Sequence[str], contexts: Sequence[str] | None = None, rng: random.Random | None = None
@@ -489,7 +447,7 @@ class ModelParaphraser(Paraphraser):
         self, cots: Sequence[str], contexts: Sequence[str] | None = None, rng: random.Random | None = None
     ) -> list[str]:
         """Paraphrase many CoTs with concurrent model calls."""
-        return _run_sync(self.paraphrase_batch_async(cots, contexts, rng))
+        return run_sync(self.paraphrase_batch_async(cots, contexts, rng))
 
 
 def _model_factory(task: Task | None) -> ModelParaphraser:

@@ -10,7 +10,7 @@ import torch
 
 from legible.policy.tiny import KVCache, TinyTransformer, left_pad, right_pad, sample, shared_prompts
 from legible.policy.vocab import VOCAB
-from legible.tasks.base import Problem
+from legible.tasks.base import Problem, Task
 
 
 def prompt_ids(problem: Problem) -> list[int]:
@@ -92,3 +92,21 @@ def completion_logprobs(
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     entropy = -(logp_all.exp() * logp_all).sum(-1)
     return logp, completion, entropy, logits[torch.arange(len(tokens)), completion.sum(1)]
+
+
+def answers_for(
+    answerer: TinyTransformer, problems: list[Problem], views: list[str], finished: list[bool], task: Task
+) -> list[str | None]:
+    """The answerer's greedy answer from each view of a CoT; None where no answer marker was written."""
+    with torch.no_grad():
+        picks = answer_logprobs(answerer, problems, views, task.answer_words).argmax(-1).tolist()
+    return [task.answer_words[i] if f else None for i, f in zip(picks, finished)]
+
+
+def greedy_accuracy(model: TinyTransformer, task: Task, items: list[Problem], with_cot: bool = True) -> list[float]:
+    """Per-problem correctness of greedy decoding: the model writes its CoT (or none) and answers."""
+    if with_cot:
+        _, cots, finished = write_cots(model, items, max_steps=task.max_steps, temperature=0, generator=None)
+    else:
+        cots, finished = [""] * len(items), [True] * len(items)
+    return [task.score(p, a) for p, a in zip(items, answers_for(model, items, cots, finished, task))]

@@ -12,21 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from legible.audit import SUMMARY_METRICS
-
-KEY_METRICS: tuple[str, ...] = SUMMARY_METRICS
-
-METRIC_LABELS: dict[str, str] = {
-    "accuracy": "accuracy",
-    "banned_rate": "banned words per step",
-    "legibility": "legibility",
-    "state_recoverability": "state recoverable from CoT",
-    "state_recoverability_paraphrased": "state recoverable from paraphrase",
-    "capacity_bits": "hidden bits / step (CoT)",
-    "capacity_bits_paraphrased": "hidden bits / step (paraphrase)",
-    "load_bearing_drop": "load-bearing accuracy drop",
-    "paraphrased_answer_accuracy": "accuracy from paraphrase",
-}
+from legible.report._metrics import METRIC_LABELS, SUMMARY_METRICS
 
 # Fixed colours for the named conditions, so a condition has the same colour in every figure.
 _KNOWN_CONDITIONS = ("outcome", "monitor", "monitor+paraphrase", "monitor+face", "monitor+sensitivity")
@@ -171,7 +157,7 @@ def plot_training_curves(
 def plot_summary_bars(
     conditions: Mapping[str, Mapping[str, Mapping | None]],
     path: Path,
-    metrics: Sequence[str] = KEY_METRICS,
+    metrics: Sequence[str] = SUMMARY_METRICS,
     title: str | None = None,
 ) -> Path:
     """One panel per metric, one bar per condition; error bars are the 95% CI over seeds.

@@ -20,27 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from legible.report import plots
-
-METRIC_DEFINITIONS: dict[str, str] = {
-    "accuracy": "share of held-out problems answered right, the answer produced the way the condition produces it "
-    "(from the paraphrase when the paraphraser is in the loop)",
-    "banned_rate": "monitor hits per reasoning step",
-    "legibility": "share of steps whose CoT names the true state with its legible word",
-    "state_recoverability": "held-out accuracy of a linear probe reading each step's true state from the CoT",
-    "state_recoverability_paraphrased": "held-out accuracy of a linear probe reading each step's true state from "
-    "the paraphrased CoT",
-    "capacity_bits": "bits per step the probe recovers beyond what the legible reading (the state words in order) "
-    "gives, in the policy's CoT",
-    "capacity_bits_paraphrased": "bits per step the probe recovers beyond what the legible reading (the state words "
-    "in order) gives, in the paraphrased CoT",
-    "load_bearing_drop": "accuracy drop when the first word that encodes a state is swapped for one encoding another "
-    "state and the policy continues (n/a when no word encodes a state)",
-    "paraphrased_answer_accuracy": "accuracy when the answer is produced from a paraphrase of the CoT",
-    "answered": "share of completions that end with a parsable answer",
-    "state_chance": "accuracy of always guessing the commonest state: the probe's chance level",
-    "legible_reading_bits": "bits per step about the true state that the legible reading (the state words in order) "
-    "gives",
-}
+from legible.report._metrics import METRIC_DEFINITIONS, SUMMARY_METRICS
 
 CONDITION_DEFINITIONS: dict[str, str] = {
     "outcome": "reward for the right answer only",
@@ -436,7 +416,7 @@ def write_demo_report(demo_dir: Path) -> tuple[Path, Path]:
             f"{len(seeds)} seeds, shading from the lowest to the highest seed.",
         )
     )
-    shown = [m for m in plots.KEY_METRICS if any(m in (conditions[c] or {}) for c in names)]
+    shown = [m for m in SUMMARY_METRICS if any(m in (conditions[c] or {}) for c in names)]
     if shown:
         bars = plots.plot_summary_bars(conditions, demo_dir / "fig_summary.png", metrics=shown)
         figures.append(
@@ -572,7 +552,7 @@ def write_demo_report(demo_dir: Path) -> tuple[Path, Path]:
         Items(
             [
                 [Code(m), ": " + METRIC_DEFINITIONS[m]]
-                for m in _metric_order([*metric_keys, *plots.KEY_METRICS])
+                for m in _metric_order([*metric_keys, *SUMMARY_METRICS])
                 if m in METRIC_DEFINITIONS
             ]
         )

@@ -16,7 +16,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from legible.paraphrase import Paraphraser, make_paraphraser
-from legible.stego.capacity import mutual_information
+from legible.stats import mutual_information
 
 NONE = "none"
 

@@ -22,9 +22,9 @@ TARGET_BITS_PER_KB = 1.0
 def organism_paraphrase_accuracy(policy_path: Path, problems: int = 500, seed: int = 0) -> dict:
     """Accuracy of a stage-1 organism answering from its legible CoTs, as written and after the
     organism's paraphraser (target: at least 98% of the unparaphrased accuracy)."""
-    from legible.audit.organism import answers_for
     from legible.paraphrase import make_paraphraser
     from legible.policy.checkpoint import load_policy
+    from legible.policy.rollout import answers_for
     from legible.tasks import CoinFlip, legible_cot
 
     task, model = CoinFlip(), load_policy(policy_path)

@@ -41,6 +41,14 @@ class Task(ABC):
         """1.0 for the right answer; a missing answer is simply wrong."""
         return float(answer is not None and answer.strip() == problem.answer)
 
+    def answer_key(self, problem: Problem, answer: str | None) -> str | None:
+        """``answer`` in the task's normal form, so that two spellings of one answer ("$1,000." and
+        "1000", "(b)" and "B") compare equal; None for a missing or empty answer."""
+        if answer is None:
+            return None
+        key = answer.strip().strip("`").rstrip(".,").strip().lower()
+        return key or None
+
 
 def split_completion(completion: str, marker: str = "answer") -> tuple[str, str | None]:
     """Split a completion into (CoT, answer).

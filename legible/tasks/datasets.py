@@ -304,6 +304,9 @@ class GSM8K(Task):
     def score(self, problem: Problem, answer: str | None) -> float:
         return float(normalize_number(answer) == problem.answer)
 
+    def answer_key(self, problem: Problem, answer: str | None) -> str | None:
+        return normalize_number(answer)
+
 
 class MultipleChoice(Task):
     """Questions with lettered choices; ``answer_words`` are the letters any question uses."""
@@ -320,3 +323,6 @@ class MultipleChoice(Task):
 
     def score(self, problem: Problem, answer: str | None) -> float:
         return float(normalize_choice(answer, problem.metadata["labels"]) == problem.answer)
+
+    def answer_key(self, problem: Problem, answer: str | None) -> str | None:
+        return normalize_choice(answer, problem.metadata["labels"])

@@ -28,20 +28,15 @@ from pathlib import Path
 import torch
 
 from legible.config import RunConfig
-from legible.monitor.base import KeywordMonitor
 from legible.monitor.drift import drift_metrics, hierarchy_level
 from legible.paraphrase import Paraphraser
 from legible.policy.checkpoint import load_trainer, save_policy, save_trainer
 from legible.policy.rollout import answer_logprobs, completion_logprobs, write_cots
 from legible.policy.tiny import TinyTransformer, draw
 from legible.policy.vocab import VOCAB
-from legible.reward import Reward, RewardContext, js_divergence
+from legible.stats import js_divergence
 from legible.tasks.base import Task
 from legible.train.common import MetricsLog, Stopwatch, latest_checkpoint, prune_checkpoints
-
-
-def monitor_for(cfg: RunConfig, task: Task) -> KeywordMonitor:
-    return KeywordMonitor(words=cfg.monitor_words or list(task.state_words))
 
 
 def train_grpo(
@@ -69,12 +64,12 @@ def train_grpo(
     face = copy.deepcopy(stage1).train() if cond.face else None
     models = {"policy": policy} | ({"face": face} if face else {})
     optimizers = {name: torch.optim.AdamW(m.parameters(), lr=rl.lr, weight_decay=0.0) for name, m in models.items()}
-    monitor = monitor_for(cfg, task)
-    reward = Reward(cond.rewards, RewardContext(task=task, monitor=monitor))
+    monitor = cfg.build_monitor(task)
+    reward = cfg.build_reward(task, monitor)
     answer_words = task.answer_words
     answer_ids = VOCAB.ids(answer_words)
     answerer = face if face is not None else policy
-    view = "paraphrased" if cond.paraphrase_in_loop else "original"
+    view = cond.view
 
     start = 0
     last = latest_checkpoint(ckpt_dir, "rl") if resume else None
@@ -100,10 +95,8 @@ def train_grpo(
         paraphrased = [paraphraser.paraphrase(c, p.prompt, rng) for c, p in zip(cots, problems)]
         policy.train()
         logp, mask, entropy, last_logits = completion_logprobs(policy, problems, tokens, rl.temperature)
-        needed = {view} | ({"original", "paraphrased"} if "sensitivity" in cond.rewards else set())
-        needed |= {"paraphrased"} if "paraphrase_outcome" in cond.rewards else set()
         answer_lp = {}  # view -> (E, A) log-probs; only the condition's view keeps its graph
-        for v in sorted(needed):
+        for v in sorted(cond.views):
             if v == "original" and face is None:
                 answer_lp[v] = last_logits[:, answer_ids].log_softmax(-1)
             else:
@@ -119,8 +112,8 @@ def train_grpo(
         if "paraphrased" in probs and view != "paraphrased":
             para_picks = draw(probs["paraphrased"], generator).tolist()
             para_answers = [answer_words[i] if f else None for i, f in zip(para_picks, finished)]
-        ramp = min(1.0, step / rl.ramp_steps) if rl.ramp_steps else 1.0
-        scale = {name: (1.0 if name == "outcome" else ramp) for name in cond.rewards}
+        ramp = cfg.penalty_ramp(step)
+        scale = cond.reward_scale(ramp)
         rewards, term_values = [], {name: [] for name in cond.rewards}
         for i, (problem, cot) in enumerate(zip(problems, cots)):
             extras = {"paraphrased_answer": para_answers[i]} if para_answers is not None else {}

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import torch
 
-from legible.audit.organism import answers_for, greedy_accuracy
 from legible.config import RunConfig
 from legible.paraphrase import Paraphraser
 from legible.policy.checkpoint import load_trainer, save_policy, save_trainer
-from legible.policy.rollout import prompt_ids
+from legible.policy.rollout import answers_for, greedy_accuracy, prompt_ids
 from legible.policy.tiny import TinyConfig, TinyTransformer, left_pad
 from legible.policy.vocab import NEUTRAL, VOCAB
 from legible.tasks.base import Problem, Task

@@ -1,20 +1,21 @@
 """One training run, end to end: stage 1 (or a given stage-1 model), GRPO, final evaluation,
 report. Everything lands in one run directory; ``resume=True`` continues a killed run. A config with
-``backend: trl`` goes to ``legible.train.trl`` instead (a transformers model trained through TRL)."""
+``backend: trl`` goes to ``legible.train.trl`` instead (a transformers model trained through TRL), one with
+``backend: verl`` to ``legible.train.verl`` (the same on a Ray cluster)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
-from legible.audit.organism import evaluate_organism, example_episodes
 from legible.config import ConfigError, ConfigFieldError, RunConfig, save_config
 from legible.paraphrase import make_paraphraser
 from legible.policy.checkpoint import load_policy
+from legible.train._evaluate import evaluate_organism, example_episodes
 from legible.train.common import MetricsLog, progress_bar
-from legible.train.grpo import monitor_for, train_grpo
+from legible.train.grpo import train_grpo
 from legible.train.pretrain import pretrain
 
 
@@ -47,17 +48,27 @@ def run_training(
     show_progress: bool = True,
     on_step: Callable[[str, int, int], None] | None = None,
     report: bool = True,
+    extra: Sequence[str] = (),
 ) -> dict:
-    """Train and evaluate; returns the final evaluation (also written to ``out/eval.json``).
+    """Train and evaluate on the config's backend; returns the final evaluation (also written to
+    ``out/eval.json``). ``backend: verl`` writes the run directory and launches verl where verl and a GPU
+    are (``legible.train.verl``); it returns ``{"backend": "verl", "exit_code": ...}``, and ``extra``
+    passes hydra overrides to verl.
 
     ``on_step(stage, step, total)`` reports progress to a caller that draws its own bars."""
     out = Path(out)
+    if cfg.backend == "verl":
+        from legible.train.verl import train_verl
+
+        return {"backend": "verl", "exit_code": train_verl(cfg, out, resume=resume, extra=extra)}
+    if extra:
+        raise ConfigFieldError(f"backend: extra arguments {extra[0]!r}... are verl overrides (backend verl)")
     prepare_run_dir(cfg, out, resume)
     if cfg.backend == "trl":
         return _run_trl(cfg, out, resume=resume, show_progress=show_progress, on_step=on_step, report=report)
     task = cfg.task.build()
     paraphraser = make_paraphraser(cfg.paraphraser, task)
-    monitor = monitor_for(cfg, task)
+    monitor = cfg.build_monitor(task)
     cond = cfg.condition
     measure = partial(
         evaluate_organism,

@@ -60,22 +60,13 @@ import torch
 from transformers import StoppingCriteria, TrainerCallback
 
 from legible.config import ConfigFieldError, RunConfig, TRLSettings
-from legible.monitor.base import KeywordMonitor, Monitor
+from legible.monitor import JudgeMonitor, KeywordMonitor, Monitor
 from legible.monitor.drift import drift_metrics, hierarchy_level
 from legible.paraphrase import Paraphraser, make_paraphraser
+from legible.reward import Episode, Reward, disagreement, is_async_term
 from legible.tasks.base import Problem, Task, split_completion
+from legible.train._text import LINE_END, build_prompt, first_word, marker_pattern, prompt_text
 from legible.train.common import MetricsLog, Stopwatch
-from legible.train.text_reward import (
-    HeuristicStepJudge,
-    JudgeMonitor,
-    ModelStepJudge,
-    TextEpisode,
-    TextReward,
-    TextRewardContext,
-    disagreement,
-    is_async_term,
-    keyword_or_judge_monitor,
-)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -101,26 +92,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------------------ prompts
-
-
-def build_prompt(problem: Problem, settings: TRLSettings, chat: bool) -> str | list[dict]:
-    """The prompt TRL's dataset holds: the task's prompt plus the instruction (unless the prompt already
-    names the answer marker), as one user message when the tokenizer has a chat template."""
-    text = problem.prompt
-    if settings.instruction and not marker_pattern(settings.answer_marker).search(text):
-        text = f"{text}\n\n{settings.instruction}"
-    return [{"role": "user", "content": text}] if chat else text
-
-
-def _prompt_text(prompt: str | list[dict]) -> str:
-    return prompt if isinstance(prompt, str) else prompt[-1]["content"]
-
-
-def marker_pattern(marker: str) -> re.Pattern[str]:
-    """Where a CoT ends: the marker as a whole word, case-insensitive, with its colon when it has one
-    (the stop rule; ``split_completion`` reads the same text back)."""
-    word = re.escape(marker.rstrip(":").strip())
-    return re.compile(rf"(?<!\w){word}[ \t]*:" if marker.rstrip().endswith(":") else rf"(?<!\w){word}(?!\w)", re.I)
 
 
 # --------------------------------------------------------------------------------------- generation
@@ -332,11 +303,10 @@ class ShoggothFaceRollout:
         self.rng = random.Random(cfg.seed + 1)  # the paraphraser's draws
         self.marker = marker_pattern(self.settings.answer_marker)
         # the policy answers from its own CoT: one pass writes CoT and answer (plain GRPO)
-        self.policy_answers = not self.cond.paraphrase_in_loop
-        self.view = "paraphrased" if self.cond.paraphrase_in_loop else "original"
+        self.policy_answers = self.cond.policy_answers
+        self.view = self.cond.view
+        self.views = self.cond.views
         rewards = self.cond.rewards
-        self.views = {self.view} | ({"original", "paraphrased"} if "sensitivity" in rewards else set())
-        self.views |= {"paraphrased"} if "paraphrase_outcome" in rewards else set()
         self.spellings = answer_spellings(tokenizer, task.answer_words) if "sensitivity" in rewards else None
         self.answerer_opt: torch.optim.Optimizer | None = None
         self.last: Episodes | None = None
@@ -344,7 +314,7 @@ class ShoggothFaceRollout:
     # -- the loop ---------------------------------------------------------------------------------------
 
     def __call__(self, prompts: list, trainer: GRPOTrainer) -> dict[str, Any]:
-        problems = [self.problems[_prompt_text(p)] for p in prompts]
+        problems = [self.problems[prompt_text(p)] for p in prompts]
         ep = self.play(problems, self.encode(prompts), trainer, train=True)
         self.last = ep
         out: dict[str, Any] = {
@@ -411,12 +381,12 @@ class ShoggothFaceRollout:
                     continue
                 source = cots if v == "original" else paraphrases
                 rows = [prompt_ids[i] + self._encode_view(source[i]) for i in done]
-                out = self._generate(answerer, trainer, rows, s.max_answer_tokens, _LINE_END, None, greedy)
+                out = self._generate(answerer, trainer, rows, s.max_answer_tokens, LINE_END, None, greedy)
                 answers: list[str | None] = [None] * n
                 tokens: list[list[int]] = [[] for _ in range(n)]
                 for i, ids in zip(done, out.ids):
                     tokens[i] = ids
-                    answers[i] = _first_word(tok.decode(ids, skip_special_tokens=True))
+                    answers[i] = first_word(tok.decode(ids, skip_special_tokens=True))
                 answers_by_view[v], answer_tokens[v], rows_by_view[v] = answers, tokens, rows
             probs: dict[str, list | None] = {}
             if self.spellings is not None:
@@ -587,14 +557,6 @@ class ShoggothFaceRollout:
         return {"answerer_grad_norm": grad_norm, "answerer_accuracy": sum(rewards) / len(rewards)}
 
 
-_LINE_END = re.compile(r"\S[^\n]*\n")
-
-
-def _first_word(text: str) -> str | None:
-    words = text.split()
-    return words[0] if words else None
-
-
 # -------------------------------------------------------------------------------- reward functions
 
 
@@ -603,17 +565,17 @@ class StepRecord:
     turns them into the step's metrics once every term has reported (drift metrics included)."""
 
     def __init__(
-        self, cfg: RunConfig, task: Task, reward: TextReward, monitor: Monitor | None, pool: list[Problem]
+        self, cfg: RunConfig, task: Task, reward: Reward, monitor: Monitor | None, pool: list[Problem]
     ) -> None:
         self.cfg, self.task, self.reward, self.monitor = cfg, task, reward, monitor
         self.pool = pool  # the training problems, indexed by the dataset's problem_id column
         self.key: object = None
-        self.episodes: list[TextEpisode] = []
+        self.episodes: list[Episode] = []
         self.values: dict[str, list[float]] = {}
         self.row: dict[str, Any] | None = None  # the finished step's metrics, for the callback
         self.rollout: ShoggothFaceRollout | None = None
 
-    def episodes_for(self, completions: list, completion_ids: list, kwargs: dict) -> list[TextEpisode]:
+    def episodes_for(self, completions: list, completion_ids: list, kwargs: dict) -> list[Episode]:
         if completion_ids is not self.key:  # a new batch: every reward function gets the same list object
             self.key, self.values = completion_ids, {}
             self.episodes = episodes_from_trl(self.task, self._problems(kwargs), completions, kwargs, self.cfg)
@@ -626,19 +588,16 @@ class StepRecord:
         """Store a term's raw values; return them scaled by the penalty ramp, as TRL should sum them."""
         self.values[name] = values
         step = kwargs["trainer_state"].global_step
-        ramp = self.ramp(step)
         if len(self.values) == len(self.reward.terms):
-            self.finish(step, ramp, kwargs.get("log_metric"))
-        return [v * (1.0 if name == "outcome" else ramp) for v in values]
+            self.finish(step, kwargs.get("log_metric"))
+        share = self.cfg.reward_scale(step)[name]
+        return [v * share for v in values]
 
-    def ramp(self, step: int) -> float:
-        rl = self.cfg.rl
-        return min(1.0, step / rl.ramp_steps) if rl.ramp_steps else 1.0
-
-    def finish(self, step: int, ramp: float, log_metric: Callable[[str, float], None] | None) -> None:
-        eps, values, weights = self.episodes, self.values, self.reward.weights
-        scale = {n: (1.0 if n == "outcome" else ramp) for n in weights}
-        totals = [sum(weights[n] * scale[n] * values[n][i] for n in weights) for i in range(len(eps))]
+    def finish(self, step: int, log_metric: Callable[[str, float], None] | None) -> None:
+        eps, values = self.episodes, self.values
+        ramp = self.cfg.penalty_ramp(step)
+        scale = self.cfg.reward_scale(step)
+        totals = [self.reward.total({n: values[n][i] for n in self.reward.weights}, scale) for i in range(len(eps))]
         row: dict[str, Any] = {
             "reward": _mean(totals),
             "accuracy": _mean([self.task.score(e.problem, e.answer) for e in eps]),
@@ -661,7 +620,7 @@ class StepRecord:
                     log_metric(f"legible/{k}", float(v))
 
 
-def step_drift(episodes: list[TextEpisode], monitor: Monitor | None, values: dict[str, list[float]]) -> dict:
+def step_drift(episodes: list[Episode], monitor: Monitor | None, values: dict[str, list[float]]) -> dict:
     """``drift_metrics`` on the batch's CoTs plus the hierarchy level. A judge monitor is not called a
     second time: its flag rate is the share of CoTs its term scored at 0.5 or more."""
     cots = [e.cot for e in episodes]
@@ -680,8 +639,8 @@ def step_drift(episodes: list[TextEpisode], monitor: Monitor | None, values: dic
 
 def episodes_from_trl(
     task: Task, problems: list[Problem], completions: list, kwargs: dict, cfg: RunConfig
-) -> list[TextEpisode]:
-    """TextEpisodes from what TRL passes a reward function: the rollout's extras when it ran (CoT and
+) -> list[Episode]:
+    """Episodes from what TRL passes a reward function: the rollout's extras when it ran (CoT and
     answer as the rollout split them), else the completion parsed with ``split_completion``."""
     keys = ("paraphrase", "original_answer", "paraphrased_answer", "answer_probs", "answer_probs_paraphrased")
     out = []
@@ -690,9 +649,9 @@ def episodes_from_trl(
         extras = {k: kwargs[k][i] for k in keys if k in kwargs}
         if "cot" in kwargs:
             extras["finished"] = kwargs["finished"][i]
-            out.append(TextEpisode(problem, kwargs["cot"][i], kwargs["answer"][i], extras))
+            out.append(Episode(problem, kwargs["cot"][i], kwargs["answer"][i], extras))
         else:
-            ep = TextEpisode.from_completion(problem, text, cfg.trl.answer_marker, **extras)
+            ep = Episode.from_completion(problem, text, cfg.trl.answer_marker, **extras)
             if "original_answer" not in extras:
                 ep.extras["original_answer"] = ep.answer
             out.append(ep)
@@ -1016,10 +975,8 @@ def grpo_parts(
     task = cfg.task.build()
     s = cfg.trl
     paraphraser = make_paraphraser(cfg.paraphraser, task)
-    words = cfg.monitor_words or list(task.state_words)
-    monitor = keyword_or_judge_monitor(words, s.monitor_judge, s.monitor_description, s.monitor_patterns)
-    judge = HeuristicStepJudge() if s.process_judge == "heuristic" else ModelStepJudge(s.process_judge)
-    reward = TextReward(cfg.condition.rewards, TextRewardContext(task=task, monitor=monitor, judge=judge))
+    monitor = cfg.build_monitor(task)
+    reward = cfg.build_reward(task, monitor)
     if problems is None:
         rng = random.Random(cfg.seed)
         problems = [task.sample(rng) for _ in range(s.dataset_size)]
@@ -1028,7 +985,7 @@ def grpo_parts(
     prompts = [build_prompt(p, s, chat) for p in pool]
     by_prompt = {}
     for p, prompt in zip(pool, prompts):
-        by_prompt.setdefault(_prompt_text(prompt), p)
+        by_prompt.setdefault(prompt_text(prompt), p)
     dataset = Dataset.from_dict({"prompt": prompts, "problem_id": list(range(len(pool)))})
     rollout = ShoggothFaceRollout(cfg, task, by_prompt, paraphraser, tokenizer, face)
     record = StepRecord(cfg, task, reward, monitor, pool)
@@ -1103,7 +1060,7 @@ def evaluate_run(run: TRLRun, problems: list[Problem] | None = None) -> dict:
     chat = rollout.tokenizer.chat_template is not None
     saved_views = rollout.views
     rollout.views = saved_views | {"original", "paraphrased"}  # always measure both views
-    episodes: list[TextEpisode] = []
+    episodes: list[Episode] = []
     batch = run.cfg.rl.prompts * run.cfg.rl.group_size
     try:
         for start in range(0, len(problems), batch):
@@ -1112,7 +1069,7 @@ def evaluate_run(run: TRLRun, problems: list[Problem] | None = None) -> dict:
             ep = rollout.play(part, prompt_ids, run.trainer, train=False)
             for i, p in enumerate(part):
                 extras = {k: v[i] for k, v in ep.extras.items()} | {"finished": ep.finished[i]}
-                episodes.append(TextEpisode(p, ep.cots[i], ep.answers[i], extras))
+                episodes.append(Episode(p, ep.cots[i], ep.answers[i], extras))
     finally:
         rollout.views = saved_views
     task, monitor = run.task, run.record.monitor

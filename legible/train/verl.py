@@ -67,7 +67,6 @@ import yaml
 from legible.config import (
     TEXT_BACKENDS,
     TEXT_TASKS,
-    ConditionConfig,
     ConfigError,
     ConfigFieldError,
     RunConfig,
@@ -76,17 +75,9 @@ from legible.config import (
 )
 from legible.monitor.drift import english_score, odd_token_rate
 from legible.paraphrase import Paraphraser, make_paraphraser
+from legible.reward import Episode, Reward
 from legible.tasks import DatasetError, Problem, Task, make_task, normalize_number, split_completion
-from legible.train.text_reward import (
-    HeuristicStepJudge,
-    ModelStepJudge,
-    TextEpisode,
-    TextReward,
-    TextRewardContext,
-    answer_key,
-    keyword_or_judge_monitor,
-)
-from legible.train.trl import _LINE_END, _first_word, build_prompt, marker_pattern
+from legible.train._text import LINE_END, build_prompt, first_word, marker_pattern
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -103,7 +94,6 @@ __all__ = [
     "AGENT_NAME",
     "CONFIG_ENV",
     "FACE_URL_ENV",
-    "AnswerPlan",
     "LoopEpisode",
     "OpenAIFace",
     "Sampled",
@@ -155,31 +145,6 @@ def _load_config(path: str | None) -> RunConfig:
     if cfg.backend not in TEXT_BACKENDS:  # a trl config has every field verl reads
         raise ConfigError(f"{path}: backend: {cfg.backend} is the organism's; write backend: verl")
     return cfg
-
-
-@dataclass(frozen=True)
-class AnswerPlan:
-    """Who answers, from which view of the CoT, and which views the reward terms need; the same rule as
-    ``ShoggothFaceRollout.__init__`` in ``legible.train.trl``."""
-
-    policy_answers: bool  # the policy answers from its own CoT in the same pass (plain GRPO)
-    view: str  # the view whose answer counts: "original" or "paraphrased"
-    views: frozenset[str]
-
-    @classmethod
-    def of(cls, cond: ConditionConfig) -> AnswerPlan:
-        view = "paraphrased" if cond.paraphrase_in_loop else "original"
-        views = {view}
-        if "sensitivity" in cond.rewards:
-            views |= {"original", "paraphrased"}
-        if "paraphrase_outcome" in cond.rewards:
-            views.add("paraphrased")
-        return cls(not cond.paraphrase_in_loop, view, frozenset(views))
-
-    @property
-    def needs_loop(self) -> bool:
-        """Whether a plain completion cannot be scored: some answer comes from a paraphrase."""
-        return not self.policy_answers or self.views != {"original"}
 
 
 # ------------------------------------------------------------------------------------------ problems
@@ -240,8 +205,7 @@ def problem_from_row(task: Task, ground_truth: Any, extra_info: dict | None, pro
 class _Scorer:
     cfg: RunConfig
     task: Task
-    reward: TextReward
-    plan: AnswerPlan
+    reward: Reward
 
 
 @functools.lru_cache(maxsize=32)
@@ -249,23 +213,18 @@ def _scorer(config_path: str | None, task_name: str) -> _Scorer:
     """The reward for one (config, task), built once per reward worker (a judge model is a client)."""
     cfg = _load_config(config_path)
     task = make_task(task_name)  # scoring reads the problem, not the task's pool: no dataset path needed
-    s = cfg.trl
-    words = cfg.monitor_words or list(task.state_words)
-    monitor = keyword_or_judge_monitor(words, s.monitor_judge, s.monitor_description, s.monitor_patterns)
-    judge = HeuristicStepJudge() if s.process_judge == "heuristic" else ModelStepJudge(s.process_judge)
-    reward = TextReward(cfg.condition.rewards, TextRewardContext(task=task, monitor=monitor, judge=judge))
-    return _Scorer(cfg, task, reward, AnswerPlan.of(cfg.condition))
+    return _Scorer(cfg, task, cfg.build_reward(task))
 
 
-def _episode(scorer: _Scorer, problem: Problem, solution_str: str, info: dict) -> TextEpisode:
+def _episode(scorer: _Scorer, problem: Problem, solution_str: str, info: dict) -> Episode:
     """The episode to score: the agent loop's record when it ran (CoT and answer as it split them, and
     the answers from each view), else the completion parsed with the one parser."""
     loop = info.get("legible")
     if isinstance(loop, dict):
         extras = {k: loop.get(k) for k in ("paraphrase", "original_answer", "paraphrased_answer")}
         extras["finished"] = bool(loop.get("finished"))
-        return TextEpisode(problem, loop.get("cot") or "", loop.get("answer"), extras)
-    if scorer.plan.needs_loop:
+        return Episode(problem, loop.get("cot") or "", loop.get("answer"), extras)
+    if scorer.cfg.condition.needs_loop:
         raise ValueError(
             f"condition {scorer.cfg.condition.name!r} scores answers produced from a paraphrase, but this "
             f"completion did not come from legible's agent loop: set actor_rollout_ref.rollout.agent."
@@ -273,16 +232,9 @@ def _episode(scorer: _Scorer, problem: Problem, solution_str: str, info: dict) -
         )
     marker = scorer.cfg.trl.answer_marker
     finished = bool(marker_pattern(marker).search(solution_str))
-    episode = TextEpisode.from_completion(problem, solution_str, marker, finished=finished)
+    episode = Episode.from_completion(problem, solution_str, marker, finished=finished)
     episode.extras["original_answer"] = episode.answer
     return episode
-
-
-def _ramp(cfg: RunConfig, step: Any) -> float:
-    """The penalty terms' share at this step, as in the TRL backend; 1 when the step is unknown."""
-    if not cfg.rl.ramp_steps or step is None:
-        return 1.0
-    return min(1.0, max(0.0, float(step) / cfg.rl.ramp_steps))
 
 
 async def compute_score(
@@ -310,8 +262,8 @@ async def compute_score(
     loop = info.get("legible") if isinstance(info.get("legible"), dict) else {}
     # the agent loop's step (the trainer's, or the weights' version); verl's own single-turn loop passes the
     # rollout server's weights version, which verl merges into extra_info too
-    ramp = _ramp(scorer.cfg, loop.get("global_steps", info.get("global_steps")))
-    scale = {n: (1.0 if n == "outcome" else ramp) for n in scorer.reward.weights}
+    step = loop.get("global_steps", info.get("global_steps"))
+    ramp, scale = scorer.cfg.penalty_ramp(step), scorer.cfg.reward_scale(step)
     totals, values = await scorer.reward.score_async([episode], scale)
     task = scorer.task
     result: dict[str, float | str] = {
@@ -321,13 +273,13 @@ async def compute_score(
         "finished": float(bool(episode.extras.get("finished"))),
         "cot_words": float(len(episode.cot.split())),
         "penalty_ramp": ramp,
-        "pred": answer_key(task, problem, episode.answer) or "",
+        "pred": task.answer_key(problem, episode.answer) or "",
         # drift, per episode: verl averages every key over the batch into its step metrics, which makes
         # these the step's drift readings (empty CoTs read 0)
         "drift_english_score": float(english_score(episode.cot) or 0.0),
         "drift_odd_token_rate": float(odd_token_rate(episode.cot) or 0.0),
     }
-    if "paraphrased" in scorer.plan.views:
+    if "paraphrased" in scorer.cfg.condition.views:
         result["paraphrased_acc"] = float(task.score(problem, episode.extras.get("paraphrased_answer")))
     return result
 
@@ -398,7 +350,7 @@ class ShoggothFaceLoop:
         self.cfg, self.tokenizer, self.paraphraser = cfg, tokenizer, paraphraser
         self.settings: TRLSettings = cfg.trl
         s = self.settings
-        self.plan = AnswerPlan.of(cfg.condition)
+        self.plan = cfg.condition  # who answers, from which view
         self.marker = marker_pattern(s.answer_marker)
         self.eos = tokenizer.eos_token_id
         # vLLM's stop strings need its tokenizer (rollout.skip_tokenizer_init=False), so they are opt-in;
@@ -473,9 +425,9 @@ class ShoggothFaceLoop:
             outs = await asyncio.gather(*(timed(face or policy, row, fparams, face is None) for row in rows))
             for v, fo in zip(asked, outs):
                 ids = list(fo.token_ids)
-                end = prefix_through(tok, ids, _LINE_END)
+                end = prefix_through(tok, ids, LINE_END)
                 tokens[v] = ids[:end] if end is not None else ids
-                answers[v] = _first_word(tok.decode(tokens[v], skip_special_tokens=True))
+                answers[v] = first_word(tok.decode(tokens[v], skip_special_tokens=True))
 
         # 4. the response verl trains on: the policy's tokens (mask 1), then the answerer's (mask 0)
         response, mask = list(own), [1] * len(own)

@@ -1,4 +1,4 @@
-"""Measurements of a trained organism: what its CoT says, hides, and relies on.
+"""The organism's evaluator, during and after training: what its CoT says, hides, and relies on.
 
 ``evaluate_organism`` runs the policy on held-out problems and returns every metric the
 demo reports. The answer always comes the way the condition produces it (from the
@@ -12,12 +12,11 @@ from collections import Counter, defaultdict
 
 import torch
 
-from legible.monitor.base import Monitor
+from legible.monitor import Monitor, probe_states
 from legible.paraphrase import Paraphraser
-from legible.policy.rollout import answer_logprobs, write_cots
+from legible.policy.rollout import answers_for, write_cots
 from legible.policy.tiny import TinyTransformer
 from legible.policy.vocab import VOCAB
-from legible.stego.probe import probe_states
 from legible.tasks.base import Problem, Task
 
 
@@ -46,23 +45,6 @@ def learned_code(cots: list[str], problems: list[Problem], classes: tuple[str, .
         top = max(shares, key=shares.get)
         table[w] = {"count": n, "states": shares, "means": top if shares[top] >= 0.9 else None}
     return table
-
-
-def answers_for(
-    answerer: TinyTransformer, problems: list[Problem], views: list[str], finished: list[bool], task: Task
-) -> list[str | None]:
-    with torch.no_grad():
-        picks = answer_logprobs(answerer, problems, views, task.answer_words).argmax(-1).tolist()
-    return [task.answer_words[i] if f else None for i, f in zip(picks, finished)]
-
-
-def greedy_accuracy(model: TinyTransformer, task: Task, items: list[Problem], with_cot: bool = True) -> list[float]:
-    """Per-problem correctness of greedy decoding: the model writes its CoT (or none) and answers."""
-    if with_cot:
-        _, cots, finished = write_cots(model, items, max_steps=task.max_steps, temperature=0, generator=None)
-    else:
-        cots, finished = [""] * len(items), [True] * len(items)
-    return [task.score(p, a) for p, a in zip(items, answers_for(model, items, cots, finished, task))]
 
 
 def evaluate_organism(

@@ -18,7 +18,7 @@ from typing import Literal
 
 import torch
 
-from legible.stego.capacity import mutual_information
+from legible.stats import mutual_information
 
 
 @dataclass
