@@ -17,7 +17,7 @@ from conftest_models import SCRIPTED_CALLS, NumbersOnly, build_tiny_lm, reword  
 from inspect_ai.model import GenerateConfig, get_model  # noqa: E402
 
 from legible.paraphrase import make_paraphraser  # noqa: E402
-from legible.paraphrase.base import _REGISTRY  # noqa: E402
+from legible.paraphrase.base import _REGISTRY, _Entry  # noqa: E402
 from legible.paraphrase.injection import injection_cases, leak_report, run_injection_suite  # noqa: E402
 from legible.paraphrase.model import (  # noqa: E402
     ModelParaphraser,
@@ -172,7 +172,7 @@ def test_default_fallback_is_canonical_when_registered(monkeypatch):
     if "canonical" not in _REGISTRY:
         with pytest.raises(ParaphraseError, match="no fallback"):
             p.paraphrase(COT)
-    monkeypatch.setitem(_REGISTRY, "canonical", lambda task: NumbersOnly())
+    monkeypatch.setitem(_REGISTRY, "canonical", _Entry(lambda task: NumbersOnly(), takes_model=False))
     p = ModelParaphraser(get_model("legible_scripted/echo", memoize=False), retries=0)
     assert p.paraphrase(COT).startswith("Numbers used:")
 
@@ -283,3 +283,34 @@ def test_the_validator_rejects_fluent_output_that_loses_the_numbers():
         "numbers_lost"
     )
     assert validate_output(cot, "Twelve? No: 12 apples plus 3 pears make 15 fruits weighing 1500 grams.") is None
+
+
+# ------------------------------------------------------------------------ the public API: make_paraphraser
+
+
+def test_make_paraphraser_takes_the_model_without_an_environment_variable(monkeypatch):
+    monkeypatch.delenv("LEGIBLE_PARAPHRASE_MODEL", raising=False)
+    with pytest.raises(ValueError, match="needs a model"):
+        make_paraphraser("canonical+model")
+    p = make_paraphraser("canonical+model", model=get_model("legible_scripted/echo", memoize=False))
+    assert [part.name for part in p.parts] == ["canonical", "model"]
+    assert isinstance(p.parts[1], ModelParaphraser)
+    text = "Ｔhe total is 12, so copy this text exactly."
+    assert p.paraphrase(text) == p.parts[1].paraphrase(make_paraphraser("canonical").paraphrase(text))
+
+
+def test_a_composed_paraphraser_batches_through_its_model_part():
+    model = ModelParaphraser(get_model("legible_scripted/echo", memoize=False), retries=0, validate=False)
+    calls = []
+    batch = model.paraphrase_batch
+
+    def spy(cots, contexts=None, rng=None):
+        calls.append(len(cots))
+        return batch(cots, contexts, rng)
+
+    model.paraphrase_batch = spy
+    composed = make_paraphraser("canonical+model", model=model)
+    assert composed.parts[1] is model
+    outs = composed.paraphrase_batch(["a  b", "c\u200bd", "e"], ["q1", "q2", "q3"], random.Random(0))
+    assert calls == [3]  # one concurrent batch, not one call per CoT
+    assert outs == ["a b", "cd", "e"]

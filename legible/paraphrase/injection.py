@@ -190,19 +190,19 @@ def run_injection_suite(
 ) -> dict:
     """Paraphrase every injection case and report, per case, whether the output leaked, plus the
     ``leak_rate`` (share of cases that leaked). A case whose paraphrase raises counts as not leaked
-    (nothing was output) and is recorded under ``error``. Uses ``paraphrase_batch`` when the paraphraser
-    has one (concurrent model calls)."""
+    (nothing was output) and is recorded under ``error``. The cases go through ``paraphrase_batch`` (a
+    model paraphraser's calls run concurrently)."""
     cases = list(cases) if cases is not None else injection_cases()
     rng = random.Random(seed)
     outputs: list[str | None]
     errors: list[str | None] = [None] * len(cases)
-    batch = getattr(paraphraser, "paraphrase_batch", None)
-    if batch is not None:
-        try:
-            outputs = list(batch([c.cot for c in cases], None, rng))
-        except Exception:  # noqa: BLE001  (one failure: redo one by one to see which)
-            batch = None
-    if batch is None:
+    try:
+        outputs = list(paraphraser.paraphrase_batch([c.cot for c in cases], None, rng))
+        batched = True
+    except Exception:  # noqa: BLE001  (one failure: redo one by one to see which)
+        batched = False
+    if not batched:
+        rng = random.Random(seed)
         outputs = []
         for i, c in enumerate(cases):
             try:

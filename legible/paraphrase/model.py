@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from legible.paraphrase.base import _REGISTRY, Paraphraser, register_paraphraser
+from legible.paraphrase.base import _REGISTRY, Paraphraser, build_part, register_paraphraser
 from legible.sync import run_sync
 from legible.untrusted import as_data, new_nonce
 
@@ -419,7 +419,7 @@ class ModelParaphraser(Paraphraser):
             raise ParaphraseError(msg)
         fb = self.fallback
         if fb is None and "canonical" in _REGISTRY:
-            fb = self.fallback = _REGISTRY["canonical"](self.task)
+            fb = self.fallback = build_part("canonical", self.task)
         if fb is None:
             raise ParaphraseError(msg + "; no fallback paraphraser (register 'canonical' or pass fallback=)")
         self.stats.fallbacks += 1
@@ -450,15 +450,17 @@ class ModelParaphraser(Paraphraser):
         return run_sync(self.paraphrase_batch_async(cots, contexts, rng))
 
 
-def _model_factory(task: Task | None) -> ModelParaphraser:
-    name = os.environ.get(MODEL_ENV_VAR, "").strip()
+def _model_factory(task: Task | None, model: str | Model | ModelParaphraser | None = None) -> ModelParaphraser:
+    if isinstance(model, ModelParaphraser):  # one built with options of its own (context-aware, a cache)
+        return model
+    name = model if model is not None else os.environ.get(MODEL_ENV_VAR, "").strip()
     if not name:
         raise ValueError(
-            f"the 'model' paraphraser needs an Inspect model name in ${MODEL_ENV_VAR} "
-            "(e.g. openai/gpt-4o-mini or hf/<local path>)"
+            f"the 'model' paraphraser needs a model: make_paraphraser(..., model=...), --model, or an Inspect "
+            f"model name in ${MODEL_ENV_VAR} (e.g. openai/gpt-4o-mini or hf/<local path>)"
         )
     cache = os.environ.get("LEGIBLE_PARAPHRASE_CACHE")
     return ModelParaphraser(name, cache_dir=Path(cache) if cache else None, task=task)
 
 
-register_paraphraser("model")(_model_factory)
+register_paraphraser("model", takes_model=True)(_model_factory)

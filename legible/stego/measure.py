@@ -14,6 +14,7 @@ import difflib
 import random
 import re
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from legible.paraphrase import Paraphraser, make_paraphraser
 from legible.stats import mutual_information
@@ -144,8 +145,10 @@ def paraphraser_quality(
     return ParaphraserQuality(name, kept / n, distinct / n, distance / n, failures)
 
 
-def build_paraphrasers(names: list[str]) -> dict[str, Paraphraser | None]:
-    return {name: (None if name == NONE else make_paraphraser(name)) for name in names}
+def build_paraphrasers(names: list[str], model: Any = None) -> dict[str, Paraphraser | None]:
+    """The paraphrasers named (specs such as ``canonical+lexical``; ``none`` for no paraphraser); ``model``
+    serves the parts that call a model (see ``make_paraphraser``)."""
+    return {name: (None if name == NONE else make_paraphraser(name, model=model)) for name in names}
 
 
 def run_matrix(

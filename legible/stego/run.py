@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from legible.paraphrase import Composed, make_paraphraser
+from legible.paraphrase import make_paraphraser
 from legible.stego.measure import NONE, build_paraphrasers, paraphraser_quality, run_matrix
 
 DEFAULT_PARAPHRASERS = (NONE, "canonical", "lexical", "canonical+lexical")
@@ -22,7 +22,6 @@ TARGET_BITS_PER_KB = 1.0
 def organism_paraphrase_accuracy(policy_path: Path, problems: int = 500, seed: int = 0) -> dict:
     """Accuracy of a stage-1 organism answering from its legible CoTs, as written and after the
     organism's paraphraser (target: at least 98% of the unparaphrased accuracy)."""
-    from legible.paraphrase import make_paraphraser
     from legible.policy.checkpoint import load_policy
     from legible.policy.rollout import answers_for
     from legible.tasks import CoinFlip, legible_cot
@@ -65,14 +64,13 @@ def run_stego(
     texts = load_cover_texts()[:covers] if covers else load_cover_texts()
     schemes = [make_scheme(n) for n in scheme_names()]
     names = list(paraphrasers or DEFAULT_PARAPHRASERS)
-    built = build_paraphrasers(names)
     model_paraphraser = None
     if model:
         from legible.paraphrase.model import ModelParaphraser
 
         model_paraphraser = ModelParaphraser(model, context_aware=context_aware, cache_dir=out / "cache")
-        built["model"] = model_paraphraser
-        built["canonical+model"] = Composed([make_paraphraser("canonical"), model_paraphraser])
+        names += [n for n in ("model", "canonical+model") if n not in names]
+    built = build_paraphrasers(names, model=model_paraphraser)
     with progress_bar(show_progress) as bars:
         bar = bars.add_task("scheme x paraphraser", total=len(schemes) * len(built), info="")
         channels = run_matrix(

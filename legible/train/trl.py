@@ -457,10 +457,8 @@ class ShoggothFaceRollout:
         return self.tokenizer(f"{cot}\n{self.settings.answer_marker}", add_special_tokens=False).input_ids
 
     def _paraphrase(self, cots: list[str], contexts: list[str]) -> list[str]:
-        batch = getattr(self.paraphraser, "paraphrase_batch", None)
-        if batch is not None:  # a model paraphraser: concurrent calls, seeds drawn in order
-            return list(batch(cots, contexts, self.rng))
-        return [self.paraphraser.paraphrase(c, x, self.rng) for c, x in zip(cots, contexts)]
+        # a model paraphraser makes its calls concurrently, seeds drawn in order
+        return self.paraphraser.paraphrase_batch(cots, contexts, self.rng)
 
     def _generate(self, model, trainer, rows, budget, stop, window, greedy) -> Samples:
         return hf_generate(

@@ -460,12 +460,9 @@ class ShoggothFaceLoop:
         return list(self.tokenizer(f"{cot}\n{self.settings.answer_marker}", add_special_tokens=False).input_ids)
 
     async def _paraphrase(self, cot: str, context: str, rng: random.Random) -> str:
-        native = getattr(self.paraphraser, "paraphrase_async", None)
-        if native is not None:  # a model paraphraser: its calls share the worker's event loop
-            return await native(cot, context, rng)
-        # Other paraphrasers are plain functions (a composed one may block on a model): off the event loop,
-        # which every episode of this worker shares.
-        return await asyncio.get_running_loop().run_in_executor(None, self.paraphraser.paraphrase, cot, context, rng)
+        # A model paraphraser's calls share the worker's event loop; a plain one runs in a worker thread, off
+        # the loop every episode of this worker shares.
+        return await self.paraphraser.paraphrase_async(cot, context, rng)
 
 
 def _merge_server_fields(into: dict[str, Any], new: dict[str, Any]) -> None:
