@@ -15,7 +15,7 @@ import legible
 ROOT = Path(legible.__file__).parent
 
 LAYERS = {
-    "tasks": 0, "monitor": 0, "stats": 0, "untrusted": 0, "sync": 0, "progress": 0, "lazy": 0,
+    "tasks": 0, "monitor": 0, "stats": 0, "untrusted": 0, "sync": 0, "progress": 0, "lazy": 0, "registry": 0,
     "policy": 1, "paraphrase": 1, "reward": 1, "report": 1,
     "config": 2,
     "train": 3, "audit": 3, "stego": 3,

@@ -172,7 +172,7 @@ def test_default_fallback_is_canonical_when_registered(monkeypatch):
     if "canonical" not in _REGISTRY:
         with pytest.raises(ParaphraseError, match="no fallback"):
             p.paraphrase(COT)
-    monkeypatch.setitem(_REGISTRY, "canonical", _Entry(lambda task: NumbersOnly(), takes_model=False))
+    monkeypatch.setitem(_REGISTRY._entries, "canonical", _Entry(lambda task: NumbersOnly(), takes_model=False))
     p = ModelParaphraser(get_model("legible_scripted/echo", memoize=False), retries=0)
     assert p.paraphrase(COT).startswith("Numbers used:")
 

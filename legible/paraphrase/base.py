@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from legible.registry import Registry
+
 if TYPE_CHECKING:
     from legible.tasks.base import Task
 
@@ -84,7 +86,7 @@ class _Entry:
     takes_model: bool
 
 
-_REGISTRY: dict[str, _Entry] = {}
+_REGISTRY: Registry[_Entry] = Registry("paraphraser")
 
 
 def register_paraphraser(name: str, *, takes_model: bool = False):
@@ -93,7 +95,7 @@ def register_paraphraser(name: str, *, takes_model: bool = False):
     given (an Inspect model name or ``Model``, or None)."""
 
     def wrap(factory):
-        _REGISTRY[name] = _Entry(factory, takes_model)
+        _REGISTRY.add(name, _Entry(factory, takes_model))
         return factory
 
     return wrap
@@ -102,8 +104,7 @@ def register_paraphraser(name: str, *, takes_model: bool = False):
 def check_paraphraser_spec(spec: str) -> None:
     """Raise ValueError naming the first unknown part of an ``a+b`` spec, without building anything."""
     for name in spec.split("+"):
-        if name not in _REGISTRY:
-            raise ValueError(f"unknown paraphraser {name!r}; choose from {sorted(_REGISTRY)}")
+        _REGISTRY[name]
 
 
 def build_part(name: str, task: Task | None = None, model: Any = None) -> Paraphraser:
@@ -123,4 +124,4 @@ def make_paraphraser(spec: str, task: Task | None = None, *, model: Any = None) 
 
 
 def paraphraser_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()

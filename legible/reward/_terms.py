@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from legible.monitor import JudgeMonitor, Monitor
+from legible.registry import Registry
 from legible.reward._judges import HeuristicStepJudge, StepJudge
 from legible.stats import js_divergence
 from legible.sync import run_sync
@@ -85,7 +86,7 @@ class _Entry:
     organism: bool  # usable on the organism's episodes (its CoT is a word sequence, not prose)
 
 
-_TERMS: dict[str, _Entry] = {}
+_TERMS: Registry[_Entry] = Registry("reward term")
 
 
 def reward_term(name: str, *, organism: bool = True):
@@ -93,7 +94,7 @@ def reward_term(name: str, *, organism: bool = True):
     that reads prose (a step judge) and so needs a text backend."""
 
     def wrap(factory: Callable[[RewardContext], RewardTerm]):
-        _TERMS[name] = _Entry(factory, organism)
+        _TERMS.add(name, _Entry(factory, organism))
         return factory
 
     return wrap
@@ -172,9 +173,8 @@ class Reward:
     Call it on one episode, or ``score`` a batch (model-calling terms then run concurrently)."""
 
     def __init__(self, weights: dict[str, float], ctx: RewardContext) -> None:
-        unknown = sorted(set(weights) - set(_TERMS))
-        if unknown:
-            raise ValueError(f"unknown reward term {unknown[0]!r}; choose from {term_names()}")
+        for name in sorted(weights):
+            _TERMS[name]  # an unknown name raises, naming the known ones
         self.weights = dict(weights)
         self.ctx = ctx
         self.terms: dict[str, RewardTerm] = {name: _TERMS[name].factory(ctx) for name in weights}

@@ -25,6 +25,8 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
+from legible.registry import Registry
+
 __all__ = ["SCHEMES", "Scheme", "make_scheme", "scheme_names"]
 
 
@@ -779,32 +781,30 @@ class IntroCodebook(Scheme):
 
 # ---------------------------------------------------------------- registry
 
-SCHEMES: dict[str, Scheme] = {
-    s.name: s
-    for s in (
-        ZeroWidth(),
-        Homoglyph(),
-        FullWidth(),
-        Whitespace(),
-        Capitalisation(),
-        Punctuation(),
-        NumberFormat(),
-        Synonym(),
-        ListOrder(),
-        SentenceSplit(),
-        Acrostic(),
-        IntroCodebook(),
-        RareToken(),
-    )
-}
+# In the order the report lists them.
+SCHEMES: Registry[Scheme] = Registry("stego scheme")
+for _scheme in (
+    ZeroWidth(),
+    Homoglyph(),
+    FullWidth(),
+    Whitespace(),
+    Capitalisation(),
+    Punctuation(),
+    NumberFormat(),
+    Synonym(),
+    ListOrder(),
+    SentenceSplit(),
+    Acrostic(),
+    IntroCodebook(),
+    RareToken(),
+):
+    SCHEMES.add(_scheme.name, _scheme)
 
 
 def scheme_names() -> list[str]:
+    """The schemes in the report's order."""
     return list(SCHEMES)
 
 
 def make_scheme(name: str) -> Scheme:
-    try:
-        return SCHEMES[name]
-    except KeyError:
-        raise ValueError(f"unknown stego scheme {name!r}; choices: {', '.join(SCHEMES)}") from None
+    return SCHEMES[name]

@@ -1,4 +1,7 @@
-from legible.tasks.base import Problem, Task, split_completion
+"""Tasks make problems with a verifiable answer and score answers: the organism's coin flip and running
+sum, GSM8K and multiple choice (JSONL), program output (sandboxed), a text game."""
+
+from legible.tasks.base import Problem, Task, make_task, register_task, split_completion, task_names
 from legible.tasks.datasets import (
     GSM8K,
     DatasetError,
@@ -12,22 +15,6 @@ from legible.tasks.organism import CoinFlip, RunningSum, legible_cot
 from legible.tasks.program import ProgramOutput, load_programs, run_program
 from legible.tasks.text_game import TextGame, TextGameTask, parse_commands
 
-
-def make_task(name: str, **kwargs) -> Task:
-    """A task by name; keyword arguments go to its constructor (``path=`` for the JSONL tasks)."""
-    tasks = {
-        "coin_flip": CoinFlip,
-        "running_sum": RunningSum,
-        "gsm8k": GSM8K,
-        "multiple_choice": MultipleChoice,
-        "program_output": ProgramOutput,
-        "text_game": TextGameTask,
-    }
-    if name not in tasks:
-        raise ValueError(f"unknown task {name!r}; choose from {sorted(tasks)}")
-    return tasks[name](**kwargs)
-
-
 __all__ = [
     "Problem",
     "Task",
@@ -36,6 +23,8 @@ __all__ = [
     "RunningSum",
     "legible_cot",
     "make_task",
+    "register_task",
+    "task_names",
     "GSM8K",
     "MultipleChoice",
     "DatasetError",

@@ -6,6 +6,9 @@ import random
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+from legible.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,25 @@ class Task(ABC):
             return None
         key = answer.strip().strip("`").rstrip(".,").strip().lower()
         return key or None
+
+
+TASKS: Registry[type[Task]] = Registry("task")
+T = TypeVar("T", bound=type[Task])
+
+
+def register_task(cls: T) -> T:
+    """Register a Task class under its ``name`` (usable in configs and ``make_task``)."""
+    TASKS.add(cls.name, cls)
+    return cls
+
+
+def make_task(name: str, **kwargs) -> Task:
+    """A task by name; keyword arguments go to its constructor (``path=`` for the JSONL tasks)."""
+    return TASKS[name](**kwargs)
+
+
+def task_names() -> list[str]:
+    return TASKS.names()
 
 
 def split_completion(completion: str, marker: str = "answer") -> tuple[str, str | None]:

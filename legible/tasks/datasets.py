@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from legible.tasks.base import Problem, Task
+from legible.tasks.base import Problem, Task, register_task
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -289,6 +289,7 @@ def sample_path(name: str) -> Traversable:
     return resources.files("legible.tasks").joinpath(f"data/{name}")
 
 
+@register_task
 class GSM8K(Task):
     """Grade-school word problems with a numeric answer; ``score`` compares normal forms."""
 
@@ -308,6 +309,7 @@ class GSM8K(Task):
         return normalize_number(answer)
 
 
+@register_task
 class MultipleChoice(Task):
     """Questions with lettered choices; ``answer_words`` are the letters any question uses."""
 

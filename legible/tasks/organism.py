@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import random
 
-from legible.tasks.base import Problem, Task
+from legible.tasks.base import Problem, Task, register_task
 
 
+@register_task
 class CoinFlip(Task):
     """A coin starts on a side and is flipped N times, each flip "same" or "diff"."""
 
@@ -49,6 +50,7 @@ class CoinFlip(Task):
         return self._problem(problem.metadata["start"], flips)
 
 
+@register_task
 class RunningSum(Task):
     """N digits; the answer is their sum mod m, and each state is the running sum mod m."""
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from legible.tasks.base import Problem, Task
+from legible.tasks.base import Problem, Task, register_task
 from legible.tasks.datasets import _json_type, _Line, _rows, _show
 
 if TYPE_CHECKING:
@@ -481,6 +481,7 @@ def load_programs(path: DataPath, timeout_s: float = 2.0, memory_mb: int = 256) 
 # ---------------------------------------------------------------- the task
 
 
+@register_task
 class ProgramOutput(Task):
     """Read a short program, say what it prints. Problems are generated (``path=None``) or loaded
     from a JSONL file; ``steps`` is the number of lines the program executed.

@@ -28,7 +28,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, replace
 
-from legible.tasks.base import Problem, Task
+from legible.tasks.base import Problem, Task, register_task
 
 __all__ = ["TextGame", "TextGameTask", "World", "format_commands", "make_world", "parse_commands", "play", "solve"]
 
@@ -335,6 +335,7 @@ def parse_commands(text: str) -> list[str]:
 # ---------------------------------------------------------------- the task
 
 
+@register_task
 class TextGameTask(Task):
     """Plan a whole game from its map: the answer is every command in order, as one token (see the
     module docstring). ``steps`` is the length of the shortest solution and ``states`` the room the
