@@ -25,6 +25,7 @@ import yaml
 from conftest_models import build_tiny_lm
 
 import legible.train.verl as lv
+import legible.train.verl._launch as lv_launch
 from legible.config import ConfigError, RunConfig, load_config
 from legible.paraphrase import Paraphraser, register_paraphraser
 from legible.tasks import Problem, TextGameTask, make_task
@@ -414,7 +415,7 @@ def test_legible_train_with_backend_verl_writes_the_run_directory(tmp_path, monk
 
     from legible.cli import app
 
-    monkeypatch.setattr(lv, "_local_gpus", lambda: 0)
+    monkeypatch.setattr(lv_launch, "_local_gpus", lambda: 0)
     monkeypatch.delenv("NNODES", raising=False)
     monkeypatch.setenv("GPUS_PER_NODE", "4")
     config, out = verl_run_config(tmp_path), tmp_path / "run"
@@ -461,8 +462,8 @@ def test_legible_train_runs_launch_sh_where_verl_and_a_gpu_are(tmp_path, monkeyp
 
     from legible.cli import app
 
-    monkeypatch.setattr(lv, "_verl_installed", lambda: True)
-    monkeypatch.setattr(lv, "_local_gpus", lambda: 2)
+    monkeypatch.setattr(lv_launch, "_verl_installed", lambda: True)
+    monkeypatch.setattr(lv_launch, "_local_gpus", lambda: 2)
     monkeypatch.delenv("GPUS_PER_NODE", raising=False)
     monkeypatch.delenv("NNODES", raising=False)
     bin_dir, record = tmp_path / "bin", tmp_path / "argv.txt"
