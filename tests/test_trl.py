@@ -307,18 +307,18 @@ def test_marker_pattern_and_stop_criterion(models):
 
 
 def test_rollout_face_reads_the_paraphrase_and_extras_reach_rewards(models, tmp_path, monkeypatch):
-    from legible.train import trl as trl_mod
+    from legible.train.trl import _rollout, build_run
 
     calls = []
-    real = trl_mod.hf_generate
+    real = _rollout.hf_generate
 
     def recording(model, tokenizer, rows, **kw):
         calls.append([tokenizer.decode(r) for r in rows])
         return real(model, tokenizer, rows, **kw)
 
-    monkeypatch.setattr(trl_mod, "hf_generate", recording)
+    monkeypatch.setattr(_rollout, "hf_generate", recording)  # where the rollout looks it up
     cfg = trl_config(models["gsm"], models["gsm_data"], "monitor+face", paraphraser="test_rename", rl={"steps": 1})
-    run = trl_mod.build_run(cfg, tmp_path / "run")
+    run = build_run(cfg, tmp_path / "run")
     run.trainer.train()
     ep = run.rollout.last
     assert all(ep.finished) and len(ep.cots) == 8
