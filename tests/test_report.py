@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from legible.report import METRIC_DEFINITIONS, SUMMARY_METRICS, write_demo_report, write_run_report
-from legible.report.render import md_code
+from legible.report import METRIC_DEFINITIONS, SUMMARY_METRICS, md_code, write_demo_report, write_run_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CONDITIONS = ("outcome", "monitor", "monitor+paraphrase", "monitor+face", "monitor+sensitivity")

@@ -110,8 +110,7 @@ def _mean(xs: list[float]) -> float | None:
 
 
 def _write_report(out: Path, summary: dict, scores: dict) -> None:
-    from legible.report.plots import plot_score_histograms
-    from legible.report.render import Heading, Image, Para, Styled, Table, write_pages
+    from legible.report import Heading, Image, Para, Styled, Table, plot_score_histograms, write_pages
 
     plot_score_histograms(
         {task: {c: list(s.get(task, {}).values()) for c, s in scores.items()} for task in SCORES},
