@@ -3,7 +3,7 @@ rollout servers).
 
 Why verl: a model that does not fit the one-GPU TRL path (``legible.train.trl``) needs multi-node
 training and rollout, which verl does. What legible adds is what it adds to TRL, at verl's two plug-in
-points, with the same reward terms (``legible.train.text_reward``) and the same episode logic:
+points, with the same reward terms (``legible.reward``) and the same episode logic:
 
 * ``compute_score``: verl's custom reward function (``reward.custom_reward_function.path=
   pkg://legible.train.verl``). It returns a dict: ``score`` (the weighted sum verl trains on) and, for
