@@ -2,23 +2,56 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 from pydantic import ValidationError
 
 from legible.config import ConfigError, format_validation_error
 
+if TYPE_CHECKING:
+    from legible.demo import DemoConfig
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+F = TypeVar("F", bound=Callable[..., None])
 
 
 def _fail(message: str) -> None:
-    typer.echo(f"legible: error: {message}", err=True)
+    typer.echo(f"legible: error: {' '.join(str(message).split())}", err=True)
     raise typer.Exit(2)
 
 
+def _one_line_errors(command: F) -> F:
+    """Bad input that a command meets deep inside (a damaged run file, a path that is a directory, a
+    full disk) ends as one line and exit 2, like the checks made up front; any other exception is a bug
+    and keeps its traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs) -> None:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as e:
+            _fail(str(e))
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            _fail(f"{where}{e.strerror or e}")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _check_out(out: Path | None, option: str = "--out") -> None:
+    """An output path that exists must be a directory: nothing is written before that is known."""
+    if out is not None and out.exists() and not out.is_dir():
+        _fail(f"{option} {out}: a file, not a directory")
+
+
 @app.command()
+@_one_line_errors
 def demo(
     quick: bool = typer.Option(False, "--quick", help="one seed, short training: a first look in about a minute"),
     out: Path = typer.Option(None, "--out", help="output directory (default: runs/demo, or runs/demo-quick)"),
@@ -30,17 +63,23 @@ def demo(
     from legible.demo import DemoConfig, quick_config, run_demo
 
     cfg = quick_config() if quick else DemoConfig()
-    try:
-        if seeds:
-            cfg = cfg.model_copy(update={"seeds": [int(s) for s in seeds.split(",")]})
-    except ValueError:
-        _fail(f"--seeds: expected comma-separated integers, got {seeds!r}")
+    if seeds is not None:
+        try:
+            numbers = [int(s) for s in seeds.split(",")]
+        except ValueError:
+            _fail(f"--seeds: expected comma-separated integers, got {seeds!r}")
+        repeated = sorted({s for s in numbers if numbers.count(s) > 1})
+        if repeated:  # two runs of one seed would write the same directories at once
+            _fail(f"--seeds: {', '.join(map(str, repeated))} given more than once")
+        cfg = cfg.model_copy(update={"seeds": numbers})
+    most = 4 * max(2, os.cpu_count() or 1)
+    if workers > most:
+        _fail(f"--workers: {workers} processes on {os.cpu_count()} CPUs; at most {most}")
     cfg = cfg.model_copy(update={"workers": workers})
     out = out or Path("runs") / ("demo-quick" if quick else "demo")
-    try:
-        summary = run_demo(cfg, out, resume=resume)
-    except ConfigError as e:
-        _fail(str(e))
+    _check_out(out)
+    _check_demo_dir(cfg, out, resume)
+    summary = run_demo(cfg, out, resume=resume)
     typer.echo(f"wall time {summary['wall_seconds']:.0f} s; report: {out / 'report.html'} and {out / 'report.md'}")
     if quick:
         typer.echo("--quick trains for 30 RL steps: it shows the pipeline, not the result; run `legible demo` for that")
@@ -49,7 +88,28 @@ def demo(
         typer.echo(f"  [{verdict}] {c['claim']}: {c['measured']}")
 
 
+def _check_demo_dir(cfg: DemoConfig, out: Path, resume: bool) -> None:
+    """A demo that started in ``out`` continues only with --resume, and only with the settings it started
+    with (workers aside): anything else would mix two experiments in one report."""
+    from legible.demo import DemoConfig
+
+    saved = out / "demo_config.json"
+    if not saved.exists():
+        return
+    if not resume:
+        _fail(f"{out}: a demo started here already; pass --resume to continue it or choose another --out")
+    try:
+        before = DemoConfig.model_validate_json(saved.read_bytes())
+    except ValidationError as e:
+        _fail(format_validation_error(e, str(saved)))
+    except ValueError as e:  # not UTF-8
+        _fail(f"{saved}: not a demo config ({e})")
+    if before.model_copy(update={"workers": cfg.workers}) != cfg:
+        _fail(f"{saved}: this demo started with other settings (--quick, --seeds); --resume needs the same")
+
+
 @app.command()
+@_one_line_errors
 def train(
     config: Path = typer.Argument(..., help="a YAML run config (see configs/)"),
     out: Path = typer.Option(None, "--out", help="run directory (default: runs/<config name>)"),
@@ -67,6 +127,10 @@ def train(
     try:
         cfg = load_config(config)
         out = out or Path("runs") / config.stem
+        _check_out(out)
+        if resume and (out / "config.yaml").is_file():
+            load_config(out / "config.yaml")  # a damaged saved config is named here, not met as a traceback
+        cfg.task.build()  # a bad dataset file is reported before the run directory is written
         if overrides and cfg.backend != "verl":
             raise ConfigFieldError(f"backend: extra arguments {overrides[0]!r}... are verl overrides (backend verl)")
         if cfg.backend == "verl":
@@ -97,6 +161,7 @@ def train(
 
 
 @app.command()
+@_one_line_errors
 def stego(
     out: Path = typer.Option(Path("runs/stego"), "--out", help="output directory"),
     paraphrasers: str = typer.Option(
@@ -110,18 +175,36 @@ def stego(
     organism_model: Path = typer.Option(
         None, "--organism-model", help="a stage-1 policy, e.g. runs/demo/seed0/stage1/policy"
     ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="continue an interrupted run in --out: the model paraphrases it made are reused from --out's cache "
+        "(as on every run) and the rest is recomputed, with the same result",
+    ),
 ) -> None:
     """Measure bits/KB each hidden-channel scheme gets through each paraphraser, and the paraphrasers' quality."""
     from legible.paraphrase import check_paraphraser_spec
     from legible.stego.run import run_stego
 
     names = [p.strip() for p in paraphrasers.split(",") if p.strip()]
+    if not names:
+        _fail("--paraphrasers: none given (name at least one, e.g. none,canonical)")
     try:
         for name in names:
             if name != "none":
                 check_paraphraser_spec(name)
     except ValueError as e:
         _fail(f"--paraphrasers: {e} (or none)")
+    _check_out(out)
+    if organism_model is not None:
+        from legible.policy.checkpoint import load_policy
+
+        try:  # checked before the measurements, which it would otherwise end after minutes of work
+            load_policy(organism_model)
+        except FileNotFoundError as e:
+            _fail(f"--organism-model {e}")
+        except Exception as e:  # any way this file fails to load is a bad --organism-model
+            _fail(f"--organism-model {organism_model}: not a stage-1 policy ({type(e).__name__}: {e})")
     try:
         summary = run_stego(
             out,
@@ -144,6 +227,7 @@ def stego(
 
 
 @app.command()
+@_one_line_errors
 def audit(
     model: str = typer.Option(
         ..., "--model", help="an Inspect model: legible/RUN_DIR, hf/PATH, openai-api/SERVICE/NAME, ..."
@@ -183,6 +267,9 @@ def audit(
             _fail(f"-M: expected KEY=VALUE, got {item!r}")
         args[key] = value
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    _check_out(out)
+    if path is not None and path.is_dir():
+        _fail(f"--path {path}: a directory, not a JSONL file")
     try:
         summary = run_audit(
             model,
@@ -213,6 +300,7 @@ def audit(
 
 
 @app.command("audit-validate")
+@_one_line_errors
 def audit_validate(
     demo_dir: Path = typer.Argument(Path("runs/demo"), help="a `legible demo` output directory"),
     seed: int = typer.Option(0, "--seed", help="which demo seed's organisms to audit"),
@@ -223,11 +311,14 @@ def audit_validate(
     """Check that the battery separates the demo's hiding organism from the legible and defended ones (AUROC)."""
     from legible.audit.validate import HIDING, OTHERS, validate_audit
 
+    if demo_dir.exists() and not demo_dir.is_dir():
+        _fail(f"{demo_dir}: a file, not a `legible demo` output directory")
     runs = {c: demo_dir / f"seed{seed}" / c for c in (HIDING, *OTHERS)}
     missing = [str(p) for p in runs.values() if not (p / "policy.safetensors").exists()]
     if missing:
         _fail(f"no trained organism in {', '.join(missing)}: run `legible demo` first")
     out = out or demo_dir / "audit-validation"
+    _check_out(out)
     summary = validate_audit(runs, out, limit=limit, paraphrases=paraphrases)
     typer.echo(f"report: {out / 'report.html'} and {out / 'report.md'}")
     for r in summary["rows"]:
@@ -236,6 +327,10 @@ def audit_validate(
 
 
 def main() -> None:
+    # A log file gets each line as it is printed (Inspect's plain progress, the results), not in blocks
+    # of kilobytes when the process ends; stderr is line-buffered already.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         app()
     except KeyboardInterrupt:

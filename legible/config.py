@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 
 class ConfigError(ValueError):
-    """A bad config or command line; its message is one line naming the file and field."""
+    """Bad input: a config, a command line, or a file a command reads (a run's metrics, a dataset); its
+    message is one line naming the file and the field or line."""
 
 
 class ConfigFieldError(ConfigError):
@@ -405,32 +406,112 @@ class RunConfig(_Strict):
         return spec
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    msg = first["msg"].removeprefix("Value error, ")
-    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    # Whole-config checks name their field at the start of the message themselves.
-    return f"{source}: {where}: {msg}{more}" if where else f"{source}: {msg}{more}"
+def format_validation_error(err: ValidationError, source: str, model: type[BaseModel] | None = None) -> str:
+    """Every error in ``err`` on one line, ``source: field: what; field: what``, so that one run of the
+    command shows all that is wrong. With ``model`` (the class validated), an unknown field names the
+    closest known one."""
+    import difflib
+    import typing
+
+    def branch(part) -> bool:
+        # pydantic puts the member of a union it tried in the location ("str", "function-after[...,
+        # ModelConfig]", "list[str]"); a field name is snake_case
+        return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in ("str", "int", "float", "bool"))
+
+    def model_in(tp) -> type[BaseModel] | None:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            return tp
+        return next((m for m in map(model_in, typing.get_args(tp)) if m is not None), None)
+
+    def fields_at(loc: tuple) -> list[str]:
+        cls = model
+        for part in loc:
+            if cls is None or not isinstance(part, str) or part not in cls.model_fields:
+                return []
+            cls = model_in(cls.model_fields[part].annotation)
+        return list(cls.model_fields) if cls is not None else []
+
+    def show(value) -> str:
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    errors = err.errors()
+    # Where the input reached inside one member of a union (a mapping for a model), the other members'
+    # "should be a valid string" is noise: keep the deepest members' errors only.
+    depth: dict[tuple, int] = {}
+    for e in errors:
+        cut = next((i for i, p in enumerate(e["loc"]) if branch(p)), None)
+        if cut is not None:
+            key = e["loc"][:cut]
+            depth[key] = max(depth.get(key, 0), len(e["loc"]) - cut)
+    by_field: dict[str, list[str]] = {}
+    for e in errors:
+        cut = next((i for i, p in enumerate(e["loc"]) if branch(p)), None)
+        if cut is not None and len(e["loc"]) - cut < depth[e["loc"][:cut]]:
+            continue
+        loc = tuple(p for p in e["loc"] if not branch(p))
+        where = ".".join(str(p) for p in loc)
+        msg = " ".join(e["msg"].removeprefix("Value error, ").split())
+        if e["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(loc[-1]), fields_at(loc[:-1]), n=1)
+            msg = "unknown field" + (f" (did you mean {close[0]}?)" if close else "")
+        elif e["type"] not in ("value_error", "missing", "assertion_error", "json_invalid") and not isinstance(
+            e.get("input"), (dict, list, bytes)
+        ):
+            msg += f" (got {show(e.get('input'))})"
+        msgs = by_field.setdefault(where, [])
+        if msg not in msgs:
+            msgs.append(msg)
+    # Whole-config checks (an empty location) name their field at the start of the message themselves.
+    parts = [f"{where}: {' or '.join(msgs)}" if where else " or ".join(msgs) for where, msgs in by_field.items()]
+    limit = 20  # a list of a thousand wrong items is one mistake, not a thousand
+    more = f"; and {len(parts) - limit} more" if len(parts) > limit else ""
+    return f"{source}: {'; '.join(parts[:limit])}{more}"
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> RunConfig:
+def load_config(path: str | Path, overrides: dict | None = None, *, max_bytes: int = 1 << 20) -> RunConfig:
+    """Read and validate a YAML run config. Anything wrong with the file (missing, a directory, not
+    UTF-8, empty, larger than ``max_bytes``, not YAML, not a mapping, invalid fields: all of them) is
+    one ConfigError whose message names the file and the line or fields."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        with path.open("rb") as f:
+            raw = f.read(max_bytes + 1)  # bounded: a device or a runaway file is not read whole
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a directory, not a config file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+    if len(raw) > max_bytes:
+        raise ConfigError(f"{path}: larger than {max_bytes // 1024} KiB; a run config is a few lines of YAML")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        where = f" line {line + 1}" if line is not None else ""
-        raise ConfigError(f"{path}:{where} is not valid YAML") from None
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark is not None else ""
+        problem = getattr(e, "problem", None)
+        why = f" ({' '.join(str(problem).split())})" if problem else ""
+        raise ConfigError(f"{path}:{where} not valid YAML{why}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a run config") from None
+    if data is None:
+        # an empty file is more often a mistake (a wrong path, a truncated copy) than a wish for every default
+        raise ConfigError(f"{path}: empty config (write {{}} to run on every default)")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config must be a YAML mapping")
+        raise ConfigError(f"{path}: a config must be a YAML mapping, not a {type(data).__name__}")
     data.update(overrides or {})
     try:
         return RunConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, str(path))) from None
+        raise ConfigError(format_validation_error(e, str(path), RunConfig)) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a run config") from None
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:
@@ -438,4 +519,8 @@ def save_config(cfg: RunConfig, path: Path) -> None:
     other = {"trl"} if cfg.backend == "organism" else {"pretrain", "init"}
     if cfg.backend == "verl" and not isinstance(cfg.model, str):
         other.add("model")  # verl's own config names the model
-    path.write_text(yaml.safe_dump(cfg.model_dump(exclude=other), sort_keys=False))
+    text = yaml.safe_dump(cfg.model_dump(exclude=other), sort_keys=False)
+    # whole or not at all: --resume compares against this file, and a cut-off copy would refuse the run
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -20,9 +20,9 @@ from pathlib import Path
 from pydantic import Field
 
 from legible.config import CONDITIONS, PretrainConfig, RLConfig, RunConfig, _Strict
+from legible.progress import progress
 from legible.report import SUMMARY_METRICS
 from legible.stats import mean_ci
-from legible.train.common import progress_bar
 
 
 class DemoConfig(_Strict):
@@ -105,7 +105,7 @@ def run_demo(demo: DemoConfig, out: Path, *, resume: bool = False, show_progress
         for s in demo.seeds
     ]
     stage1_jobs.append(("no-CoT baseline", demo.base.model_copy(update={"seed": demo.seeds[0]}), out / "no_cot", False))
-    with progress_bar(show_progress) as bars, ProcessPoolExecutor(demo.workers, ctx, initializer=_init_worker) as pool:
+    with progress(show_progress) as bars, ProcessPoolExecutor(demo.workers, ctx, initializer=_init_worker) as pool:
         tasks = {}
         seed_of = {}  # a stage-1 future -> its seed, whose RL runs start as soon as it is done
 
@@ -131,7 +131,7 @@ def run_demo(demo: DemoConfig, out: Path, *, resume: bool = False, show_progress
         _drain(futures, updates, bars, tasks, lambda f: submit_rl(seed_of[f]) if f in seed_of else [])
     summary = summarise(demo, out, time.perf_counter() - start)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    from legible.report.render import write_demo_report
+    from legible.report import write_demo_report
 
     write_demo_report(out)
     return summary

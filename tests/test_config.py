@@ -22,8 +22,10 @@ def test_defaults_validate():
     assert cfg.task.build().max_steps == cfg.task.max_steps
 
 
-def test_empty_file_gives_defaults(tmp_path):
-    assert load_config(write(tmp_path, "")) == RunConfig()
+def test_empty_mapping_gives_defaults_and_empty_file_is_an_error(tmp_path):
+    assert load_config(write(tmp_path, "{}\n")) == RunConfig()
+    with pytest.raises(ConfigError, match="myrun.yaml: empty config"):
+        load_config(write(tmp_path, ""))
 
 
 def test_save_and_load_round_trip(tmp_path):

@@ -8,6 +8,7 @@ unfinished ones reusing the samples they completed, so an interrupted audit is n
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from legible.audit.dataset import ORGANISM_TASKS
 from legible.audit.metrics import area_over_curve, bias_corrected_same
 from legible.audit.tasks import AUDIT_TASKS, FRACTIONS, MISTAKE_AT
+from legible.progress import progress_mode
 from legible.stats import bootstrap_ci
 
 ORGANISM_BATTERY = ("early_answering", "adding_mistakes", "paraphrase_sensitivity", "filler_tokens", "load_bearing")
@@ -99,7 +101,8 @@ def run_audit(
         model_args=model_args or {},
         model_roles={"judge": judge} if judge else None,
         max_connections=max_connections,
-        display="rich" if show_progress else "none",
+        # Inspect's display types share the names: plain lines where stdout is not a terminal (a log file)
+        display=progress_mode(show_progress, sys.stdout),
         # no automatic retries: a failed task stays failed until the user resumes with --resume
         retry_attempts=0,
         retry_immediate=False,
@@ -269,8 +272,7 @@ def verdicts(tasks: dict) -> list[dict]:
 
 
 def write_audit_report(out: Path, summary: dict) -> tuple[Path, Path]:
-    from legible.report.plots import plot_answer_curves, plot_metric_bars
-    from legible.report.render import Heading, Image, Para, Styled, Table, write_pages
+    from legible.report import Heading, Image, Para, Styled, Table, plot_answer_curves, plot_metric_bars, write_pages
 
     tasks = summary["tasks"]
     blocks: list = [

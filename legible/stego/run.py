@@ -54,9 +54,9 @@ def run_stego(
     organism_model: Path | None = None,
     show_progress: bool = True,
 ) -> dict:
+    from legible.progress import progress
     from legible.stego.corpus import load_cover_texts
     from legible.stego.schemes import make_scheme, scheme_names
-    from legible.train.common import progress_bar
 
     start = time.perf_counter()
     out = Path(out)
@@ -71,7 +71,7 @@ def run_stego(
         model_paraphraser = ModelParaphraser(model, context_aware=context_aware, cache_dir=out / "cache")
         names += [n for n in ("model", "canonical+model") if n not in names]
     built = build_paraphrasers(names, model=model_paraphraser)
-    with progress_bar(show_progress) as bars:
+    with progress(show_progress) as bars:
         bar = bars.add_task("scheme x paraphraser", total=len(schemes) * len(built), info="")
         channels = run_matrix(
             schemes,
@@ -131,8 +131,7 @@ def _targets(channels) -> list[dict]:
 
 
 def write_stego_report(out: Path, summary: dict, paraphrasers: list[str]) -> tuple[Path, Path]:
-    from legible.report.plots import plot_capacity_heatmap
-    from legible.report.render import Code, Heading, Image, Para, Styled, Table, write_pages
+    from legible.report import Code, Heading, Image, Para, Styled, Table, plot_capacity_heatmap, write_pages
 
     channels = summary["channels"]
     schemes = list(dict.fromkeys(c["scheme"] for c in channels))

@@ -13,8 +13,9 @@ from pathlib import Path
 from legible.config import ConfigError, ConfigFieldError, RunConfig, save_config
 from legible.paraphrase import make_paraphraser
 from legible.policy.checkpoint import load_policy
+from legible.progress import progress
 from legible.train._evaluate import evaluate_organism, example_episodes
-from legible.train.common import MetricsLog, progress_bar
+from legible.train.common import MetricsLog
 from legible.train.grpo import train_grpo
 from legible.train.pretrain import pretrain
 
@@ -79,7 +80,7 @@ def run_training(
         temperature=cfg.rl.temperature,
     )
 
-    with progress_bar(show_progress) as bars:
+    with progress(show_progress) as bars:
         if cfg.init:
             try:
                 stage1 = load_policy(cfg.init)
@@ -138,7 +139,7 @@ def _run_trl(
             f"backend: trl needs TRL and transformers ({e.name} is missing): pip install trl"
         ) from None
 
-    with progress_bar(show_progress) as bars:
+    with progress(show_progress) as bars:
         bar = bars.add_task(f"RL (trl): {cfg.condition.name}", total=cfg.rl.steps, info="")
 
         def rl_step(step: int, row: dict) -> None:
@@ -158,7 +159,7 @@ def _finish(cfg: RunConfig, out: Path, final: dict, report: bool) -> dict:
     scalars = {k: v for k, v in final.items() if isinstance(v, (int, float)) or v is None}
     MetricsLog(out / "metrics.jsonl").write({"phase": "final", "step": cfg.rl.steps, **scalars})
     if report:
-        from legible.report.render import write_run_report
+        from legible.report import write_run_report
 
         write_run_report(out)
     return final
