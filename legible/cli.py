@@ -131,19 +131,15 @@ def train(
         if resume and (out / "config.yaml").is_file():
             load_config(out / "config.yaml")  # a damaged saved config is named here, not met as a traceback
         cfg.task.build()  # a bad dataset file is reported before the run directory is written
-        if overrides and cfg.backend != "verl":
-            raise ConfigFieldError(f"backend: extra arguments {overrides[0]!r}... are verl overrides (backend verl)")
-        if cfg.backend == "verl":
-            from legible.train.verl import train_verl
-
-            raise typer.Exit(train_verl(cfg, out, resume=resume, extra=overrides or ()))
-        final = run_training(cfg, out, resume=resume)
+        final = run_training(cfg, out, resume=resume, extra=overrides or ())
     except ConfigFieldError as e:
         _fail(f"{config}: {e}")
     except ConfigError as e:
         _fail(str(e))
     except ValidationError as e:
         _fail(format_validation_error(e, str(config)))
+    if cfg.backend == "verl":
+        raise typer.Exit(final["exit_code"])
     keys = (
         "accuracy",
         "banned_rate",
