@@ -4,7 +4,7 @@ Why: the audit battery runs as Inspect tasks against a model behind an HTTP API,
 sample's time is waiting on the model. With a fixed artificial model latency L and ``max_connections`` C,
 the best an eval can do is C / L samples per second (one generate per sample); the share of that bound
 reached says how much Inspect itself (scheduling, logging, the HTTP client) costs, and whether raising
-the concurrency still pays. The model is ``legible.audit.openai_server`` (a scripted test double, on a
+the concurrency still pays. The model is ``legible.audit._openai_server`` (a scripted test double, on a
 thread in this process unless ``--base-url`` points at one started separately), reached for real over
 HTTP through Inspect's ``openai-api`` provider as ``openai-api/scripted/reasoner``.
 
@@ -66,7 +66,7 @@ def battery_task(samples: int = 30) -> Task:
     """The default: the audit battery's early-answering task on the shipped multiple-choice sample
     (30 questions): one CoT, then five forced answers in parallel per sample (the fallback prompt,
     as for any provider that cannot continue a turn)."""
-    from legible.audit.tasks import early_answering
+    from legible.audit._tasks import early_answering
 
     return early_answering(dataset="multiple_choice", limit=samples, prefill="prompt")
 
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         import openai  # noqa: F401 - Inspect's openai-api provider needs it
     except ImportError:
         raise SystemExit("needs the openai package: .venv/bin/pip install openai") from None
-    from legible.audit.openai_server import serve
+    from legible.audit._openai_server import serve
 
     factory = load_task(args.task)
     load = os.getloadavg()[0]

@@ -24,7 +24,7 @@ import re
 import time
 import unicodedata
 
-from legible.paraphrase.canonical import canonicalize
+from legible.paraphrase._canonical import canonicalize
 
 WORDS = (
     "the answer is so we need to compute total value check first then result because each step "

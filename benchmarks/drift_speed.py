@@ -5,7 +5,7 @@ text and as CoT-sized pieces (``--cot-chars``, the way trainers call it: one cal
 a "drifted" copy where every tenth word carries a zero-width space, a Cyrillic homoglyph or a
 curly quote (the non-ASCII path). Times, best of ``--repeats``:
 
-* ``english_score``  the character 4-gram model (``legible.monitor.drift``);
+* ``english_score``  the character 4-gram model (``legible.monitor._drift``);
 * ``zlib.compress``  level 6, of the same UTF-8 bytes (peer: the usual cheap compressibility
   proxy for "is this natural text"; printed as zlib time / our time, so above 1 means faster);
 * ``odd_token_rate`` and ``legibility`` (English word list), for reference;
@@ -24,7 +24,7 @@ import random
 import time
 import zlib
 
-from legible.monitor import drift
+from legible.monitor import _drift as drift
 
 
 def make_text(n_bytes: int, rng: random.Random, drifted: bool) -> str:

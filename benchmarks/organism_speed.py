@@ -72,12 +72,12 @@ import torch
 
 from legible.config import RunConfig
 from legible.paraphrase import make_paraphraser
-from legible.policy.rollout import prompt_ids
-from legible.policy.tiny import sample
-from legible.policy.vocab import VOCAB
-from legible.train import grpo as grpo_module
-from legible.train.grpo import train_grpo
-from legible.train.pretrain import build_model, pretrain
+from legible.policy._rollout import prompt_ids
+from legible.policy._tiny import sample
+from legible.policy._vocab import VOCAB
+from legible.train import _grpo as grpo_module
+from legible.train._grpo import train_grpo
+from legible.train._pretrain import build_model, pretrain
 
 # Targets from the feasibility study (2 cores): one RL step of 128 episodes, and KV-cached
 # sampling at batch 128.
@@ -109,7 +109,7 @@ def base_config(condition: str, args: argparse.Namespace) -> RunConfig:
 
 class FlopCounter:
     """Counts the real tokens of every forward pass the trainer makes, by wrapping the rollout
-    functions that ``legible.train.grpo`` calls (in this process only; nothing is edited)."""
+    functions that ``legible.train._grpo`` calls (in this process only; nothing is edited)."""
 
     NAMES = ("write_cots", "answer_logprobs", "completion_logprobs")
 
@@ -144,7 +144,7 @@ class FlopCounter:
     def __enter__(self) -> FlopCounter:
         missing = [n for n in self.NAMES if not hasattr(grpo_module, n)]
         if missing:
-            print(f"  (FLOP counting off: legible.train.grpo has no {missing})", file=sys.stderr)
+            print(f"  (FLOP counting off: legible.train._grpo has no {missing})", file=sys.stderr)
             return self
         self._saved = {n: getattr(grpo_module, n) for n in self.NAMES}
         self.active = True
@@ -198,8 +198,8 @@ def stage1_cache_path(cfg: RunConfig, cache_dir: Path) -> Path:
     """A file name that changes with everything stage 1 depends on, code included."""
     import inspect
 
-    from legible.policy import tiny
-    from legible.train import pretrain as pretrain_module
+    from legible.policy import _tiny as tiny
+    from legible.train import _pretrain as pretrain_module
 
     key = json.dumps(
         [
@@ -220,7 +220,7 @@ def stage1_cache_path(cfg: RunConfig, cache_dir: Path) -> Path:
 
 def stage1_model(args: argparse.Namespace, workdir: Path):
     """The model RL starts from: pretrained (cached between runs under --cache-dir) or untrained."""
-    from legible.policy.checkpoint import load_policy, save_policy
+    from legible.policy._checkpoint import load_policy, save_policy
 
     cfg = base_config("monitor", args)
     task = cfg.task.build()

@@ -10,8 +10,8 @@ marker, reward = outcome + 0.3 x monitor (the ``monitor`` condition) or the same
 the loop (``monitor+paraphrase``, paraphraser ``legible_only``), temperature 1, one on-policy update
 per batch, fp32 on CPU, ``torch.set_num_threads(--threads)``. The models:
 
-* organism: ``legible.policy.tiny.TinyTransformer``, 2 layers, 64 wide, 4 heads (rotary positions,
-  KV-cached sampler), pretrained ``--pretrain-steps`` by ``legible.train.pretrain`` so that its CoTs have
+* organism: ``legible.policy._tiny.TinyTransformer``, 2 layers, 64 wide, 4 heads (rotary positions,
+  KV-cached sampler), pretrained ``--pretrain-steps`` by ``legible.train._pretrain`` so that its CoTs have
   their real length;
 * TRL: a ``GPT2LMHeadModel`` of the same size (2 layers, 64 wide, 4 heads, vocabulary = the organism's 37
   words through a word-level tokenizer, so a token is a word on both sides), supervised on the same
@@ -64,8 +64,8 @@ import torch
 
 from legible.config import RunConfig
 from legible.paraphrase import make_paraphraser
-from legible.policy.vocab import VOCAB
-from legible.tasks.organism import legible_cot
+from legible.policy._vocab import VOCAB
+from legible.tasks._organism import legible_cot
 
 MAX_STEPS = 14
 COT_BUDGET = 2 * MAX_STEPS + 4  # the organism's write_cots budget
@@ -128,8 +128,8 @@ def cache_key(*parts) -> str:
 
 
 def organism_stage1(args: argparse.Namespace, workdir: Path):
-    from legible.policy.checkpoint import load_policy, save_policy
-    from legible.train.pretrain import pretrain
+    from legible.policy._checkpoint import load_policy, save_policy
+    from legible.train._pretrain import pretrain
 
     cfg = organism_config("monitor", args)
     task = cfg.task.build()
@@ -270,8 +270,8 @@ class Timed:
 
 
 def bench_organism(condition: str, stage1, task, args, workdir: Path) -> dict:
-    import legible.train.grpo as grpo_module
-    from legible.train.grpo import train_grpo
+    import legible.train._grpo as grpo_module
+    from legible.train._grpo import train_grpo
 
     cfg = organism_config(condition, args)
     steps = Steps(args)

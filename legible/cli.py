@@ -122,7 +122,7 @@ def train(
 
     With backend: verl, the same on a Ray cluster (configs/verl/legible-gsm8k.yaml, docs/verl.md)."""
     from legible.config import ConfigFieldError, load_config
-    from legible.train.run import run_training
+    from legible.train import run_training
 
     try:
         cfg = load_config(config)
@@ -180,7 +180,7 @@ def stego(
 ) -> None:
     """Measure bits/KB each hidden-channel scheme gets through each paraphraser, and the paraphrasers' quality."""
     from legible.paraphrase import check_paraphraser_spec
-    from legible.stego.run import run_stego
+    from legible.stego import run_stego
 
     names = [p.strip() for p in paraphrasers.split(",") if p.strip()]
     if not names:
@@ -193,7 +193,7 @@ def stego(
         _fail(f"--paraphrasers: {e} (or none)")
     _check_out(out)
     if organism_model is not None:
-        from legible.policy.checkpoint import load_policy
+        from legible.policy import load_policy
 
         try:  # checked before the measurements, which it would otherwise end after minutes of work
             load_policy(organism_model)
@@ -245,7 +245,7 @@ def audit(
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted audit in --out"),
 ) -> None:
     """Run the faithfulness battery (Inspect AI tasks) on one model and write a one-page report."""
-    from legible.audit.run import run_audit
+    from legible.audit import run_audit
     from legible.paraphrase import check_paraphraser_spec
     from legible.tasks import DatasetError
 
@@ -305,7 +305,7 @@ def audit_validate(
     paraphrases: int = typer.Option(4, "--paraphrases", min=1, help="paraphrases per CoT"),
 ) -> None:
     """Check that the battery separates the demo's hiding organism from the legible and defended ones (AUROC)."""
-    from legible.audit.validate import HIDING, OTHERS, validate_audit
+    from legible.audit import HIDING, OTHERS, validate_audit
 
     if demo_dir.exists() and not demo_dir.is_dir():
         _fail(f"{demo_dir}: a file, not a `legible demo` output directory")

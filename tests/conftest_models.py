@@ -14,7 +14,7 @@ from pathlib import Path
 from inspect_ai.model import ChatMessage, GenerateConfig, ModelAPI, ModelOutput, modelapi
 from inspect_ai.tool import ToolChoice, ToolInfo
 
-from legible.paraphrase.base import Paraphraser
+from legible.paraphrase._base import Paraphraser
 
 SCRIPTED_CALLS: list[dict] = []  # every scripted generate() call: {"mode", "system", "user", "config"}
 
@@ -193,8 +193,8 @@ def noisy_tiny_transformer(seed: int = 0):
     mistakes)."""
     import torch
 
-    from legible.policy.tiny import TinyConfig, TinyTransformer
-    from legible.policy.vocab import VOCAB
+    from legible.policy._tiny import TinyConfig, TinyTransformer
+    from legible.policy._vocab import VOCAB
 
     torch.manual_seed(seed)
     model = TinyTransformer(TinyConfig(vocab_size=len(VOCAB), n_layer=2, n_head=4, n_embd=32)).eval()
@@ -222,10 +222,10 @@ def quick_trained(
     import torch
 
     from legible.paraphrase import make_paraphraser
-    from legible.policy.checkpoint import save_policy
-    from legible.policy.rollout import prompt_ids
-    from legible.policy.tiny import TinyConfig, TinyTransformer, left_pad
-    from legible.policy.vocab import VOCAB
+    from legible.policy._checkpoint import save_policy
+    from legible.policy._rollout import prompt_ids
+    from legible.policy._tiny import TinyConfig, TinyTransformer, left_pad
+    from legible.policy._vocab import VOCAB
 
     torch.manual_seed(0)
     rng = random.Random(0)

@@ -24,11 +24,11 @@ pytest.importorskip("inspect_ai")
 from conftest_models import build_tiny_lm, quick_trained  # noqa: E402
 from inspect_ai.model import ChatMessage, GenerateConfig, ModelAPI, ModelOutput, get_model, modelapi  # noqa: E402
 
-from legible.audit.dataset import ORGANISM, TEXT, add_mistake, audit_dataset, stable_rng  # noqa: E402
-from legible.audit.metrics import area_over_curve, bias_corrected_same  # noqa: E402
-from legible.audit.run import run_audit  # noqa: E402
-from legible.audit.tasks import JUDGE_PROMPT, judge_mentions  # noqa: E402
-from legible.audit.validate import COMBINED, TARGET_AUROC, validate_audit  # noqa: E402
+from legible.audit._dataset import ORGANISM, TEXT, add_mistake, audit_dataset, stable_rng  # noqa: E402
+from legible.audit._metrics import area_over_curve, bias_corrected_same  # noqa: E402
+from legible.audit._run import run_audit  # noqa: E402
+from legible.audit._tasks import JUDGE_PROMPT, judge_mentions  # noqa: E402
+from legible.audit._validate import COMBINED, TARGET_AUROC, validate_audit  # noqa: E402
 from legible.config import RunConfig, save_config  # noqa: E402
 from legible.stats import auroc, bootstrap_ci, js_bits  # noqa: E402
 from legible.tasks import CoinFlip  # noqa: E402
@@ -249,7 +249,7 @@ def test_a_text_audit_through_the_hf_provider_uses_the_prompt_fallback(tmp_path)
 
 def test_hint_acknowledgement_catches_a_sycophant_over_http(tmp_path, monkeypatch):
     pytest.importorskip("openai")
-    from legible.audit.openai_server import serve
+    from legible.audit._openai_server import serve
 
     with serve() as server:
         monkeypatch.setenv("SCRIPTED_BASE_URL", server.base_url)

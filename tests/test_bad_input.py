@@ -160,7 +160,7 @@ def test_train_bad_dataset_file(tmp_path, case, backend):
 def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
     """A finished two-step run (no report): its config file and its directory."""
     from legible.config import RunConfig
-    from legible.train.run import run_training
+    from legible.train._run import run_training
 
     root = tmp_path_factory.mktemp("tiny")
     config = root / "tiny.yaml"

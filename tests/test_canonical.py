@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import legible.paraphrase.canonical as C
-from legible.paraphrase.canonical import canonicalize, char_level
-from legible.paraphrase.protect import MATH_RE, iter_math
-from legible.stego.schemes import make_scheme
+import legible.paraphrase._canonical as C
+from legible.paraphrase._canonical import canonicalize, char_level
+from legible.paraphrase._protect import MATH_RE, iter_math
+from legible.stego._schemes import make_scheme
 
 # Outputs of the implementation before the speed work (steps 1-7 are unchanged; none of these has a chain
 # that step 8 reorders).

@@ -9,9 +9,9 @@ import random
 import pytest
 import torch
 
-from legible.policy.checkpoint import load_policy, load_trainer, save_policy, save_trainer
-from legible.policy.tiny import TinyConfig, TinyTransformer, left_pad
-from legible.policy.vocab import VOCAB
+from legible.policy._checkpoint import load_policy, load_trainer, save_policy, save_trainer
+from legible.policy._tiny import TinyConfig, TinyTransformer, left_pad
+from legible.policy._vocab import VOCAB
 
 CFG = TinyConfig(vocab_size=len(VOCAB), n_layer=2, n_head=4, n_embd=32)
 ROWS = [[VOCAB.bos_id, *VOCAB.encode("coin heads same diff")], [VOCAB.bos_id, *VOCAB.encode("sum 1 2")]]
@@ -95,7 +95,7 @@ def make_trainer(seed: int):
     return m, opt
 
 
-# legible/policy/checkpoint.py, _restore_optimizer: every tensor name in trainer.safetensors is
+# legible/policy/_checkpoint.py, restore_optimizer: every tensor name in trainer.safetensors is
 # split as "<optimizer>.<index>.<slot>", but the file also holds "rng.torch", so
 # `head, idx, key = name.split(".", 2)` raises ValueError on it and load_trainer fails whenever
 # an optimizer is passed. Non-strict, so these pass (XPASS) once it is fixed.
@@ -249,7 +249,7 @@ def _save_steps(directory, *steps):
 
 
 def test_latest_checkpoint_picks_highest_step(tmp_path):
-    from legible.train.common import latest_checkpoint
+    from legible.train._common import latest_checkpoint
 
     _save_steps(tmp_path, 9, 100, 20)
     assert latest_checkpoint(tmp_path, "pretrain") == tmp_path / "pretrain_step100"
@@ -257,7 +257,7 @@ def test_latest_checkpoint_picks_highest_step(tmp_path):
 
 
 def test_latest_checkpoint_ignores_tmp_leftover(tmp_path):
-    from legible.train.common import latest_checkpoint
+    from legible.train._common import latest_checkpoint
 
     _save_steps(tmp_path, 100)
     (tmp_path / "pretrain_step200.tmp").mkdir()

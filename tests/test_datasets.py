@@ -22,7 +22,7 @@ from legible.tasks import (
     normalize_number,
     split_completion,
 )
-from legible.tasks.datasets import sample_path
+from legible.tasks._datasets import sample_path
 
 GOOD_GSM8K = {"question": "Tom has 2 boxes of 3 eggs. How many eggs?", "answer": "2 * 3 = <<2*3=6>>6 eggs.\n#### 6"}
 GOOD_MMLU = {"question": "2 + 2 = ?", "choices": ["3", "4", "5", "6"], "answer": 1}

@@ -8,8 +8,8 @@ import string
 
 import pytest
 
-from legible.monitor.base import KeywordMonitor
-from legible.monitor.drift import (
+from legible.monitor._base import KeywordMonitor
+from legible.monitor._drift import (
     ENGLISH_LEVEL1,
     ENGLISH_LEVEL2,
     ENGLISH_LEVEL3,
@@ -29,7 +29,7 @@ from legible.monitor.drift import (
     odd_token_reasons,
     odd_tokens,
 )
-from legible.tasks.organism import CoinFlip, legible_cot
+from legible.tasks._organism import CoinFlip, legible_cot
 
 # Written for this test; none of them is in the reference corpus.
 HELD_OUT_ENGLISH = [

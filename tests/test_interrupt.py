@@ -28,7 +28,7 @@ from safetensors.torch import load_file
 
 from legible.config import ConfigError
 from legible.progress import Progress, progress_mode
-from legible.train.common import MetricsLog, read_metrics
+from legible.train._common import MetricsLog, read_metrics
 
 SEED = int(os.environ.get("LEGIBLE_KILL_SEED", "11"))
 TORN = '{"phase": "rl", "step": 9'  # a row cut off by a kill in the middle of its write

@@ -20,12 +20,12 @@ LAYERS = {
     "config": 2,
     "train": 3, "audit": 3, "stego": 3,
     "demo": 5,
-    "cli": 6, "_registry": 6,
+    "cli": 6, "_inspect_entry": 6,
 }  # fmt: skip
 
 
 def _unit(module: str) -> str:
-    """The top-level unit of a dotted name under legible: ``legible.train.grpo`` -> ``train``."""
+    """The top-level unit of a dotted name under legible: ``legible.train._grpo`` -> ``train``."""
     return module.split(".")[1]
 
 
@@ -87,5 +87,5 @@ def test_imports_run_down_the_layers(module, path):
 
 def test_the_checker_sees_an_upward_import(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from legible.train.grpo import train_grpo\n    from ..audit import run\n")
-    assert _imports("legible.tasks.bad", bad) == [(2, "legible.train.grpo"), (3, "legible.audit")]
+    bad.write_text("def f():\n    from legible.train._grpo import train_grpo\n    from ..audit import run\n")
+    assert _imports("legible.tasks.bad", bad) == [(2, "legible.train._grpo"), (3, "legible.audit")]

@@ -17,9 +17,9 @@ from conftest_models import SCRIPTED_CALLS, NumbersOnly, build_tiny_lm, reword  
 from inspect_ai.model import GenerateConfig, get_model  # noqa: E402
 
 from legible.paraphrase import make_paraphraser  # noqa: E402
-from legible.paraphrase.base import _REGISTRY, _Entry  # noqa: E402
-from legible.paraphrase.injection import injection_cases, leak_report, run_injection_suite  # noqa: E402
-from legible.paraphrase.model import (  # noqa: E402
+from legible.paraphrase._base import _REGISTRY, _Entry  # noqa: E402
+from legible.paraphrase._injection import injection_cases, leak_report, run_injection_suite  # noqa: E402
+from legible.paraphrase._model import (  # noqa: E402
     ModelParaphraser,
     ParaphraseError,
     build_prompt,
@@ -276,7 +276,7 @@ def test_hf_provider_tiny_local_model_end_to_end(tmp_path):
 
 
 def test_the_validator_rejects_fluent_output_that_loses_the_numbers():
-    from legible.paraphrase.model import validate_output
+    from legible.paraphrase._model import validate_output
 
     cot = "We have 12 apples and 3 pears, so 1,500 grams in all and 15 fruits."
     assert validate_output(cot, "There are apples and pears here, a good many of them, weighing quite a lot.") == (

@@ -12,7 +12,7 @@ from importlib.util import find_spec
 
 import pytest
 
-from legible.audit.openai_server import scripted_respond, serve
+from legible.audit._openai_server import scripted_respond, serve
 
 # Inspect's openai-api provider needs the openai package (not a dependency of inspect_ai itself); without
 # it only the Inspect tests skip, the server's own tests still run.

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from legible.paraphrase import Composed, Paraphraser, make_paraphraser, paraphraser_names
-from legible.paraphrase.organism import LegibleOnly, SwapNeutral
-from legible.policy.vocab import NEUTRAL, VOCAB
+from legible.paraphrase._organism import LegibleOnly, SwapNeutral
+from legible.policy._vocab import NEUTRAL, VOCAB
 from legible.tasks import CoinFlip, RunningSum
 
 COIN = CoinFlip()

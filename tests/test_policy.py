@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest_models import noisy_tiny_transformer as make_model
 
-from legible.policy.rollout import answer_logprobs, completion_logprobs, prompt_ids, write_cots
-from legible.policy.tiny import KVCache, TinyTransformer, left_pad, right_pad, sample, shared_prompts
-from legible.policy.vocab import VOCAB
+from legible.policy._rollout import answer_logprobs, completion_logprobs, prompt_ids, write_cots
+from legible.policy._tiny import KVCache, TinyTransformer, left_pad, right_pad, sample, shared_prompts
+from legible.policy._vocab import VOCAB
 from legible.tasks import CoinFlip
 
 PAD = VOCAB.pad_id
@@ -96,7 +96,7 @@ def test_kv_cache_in_place_grown_and_concatenated_agree(capacity):
 
 def test_rope_table_grows_for_long_rows():
     """Rows longer than the precomputed table (an audit's filler, say) get the same rotary angles."""
-    from legible.policy.tiny import rotary_table
+    from legible.policy._tiny import rotary_table
 
     model = make_model(7)
     n = model.rope_cos.shape[0] + 40
@@ -368,7 +368,7 @@ def test_answer_logprobs_is_a_distribution_over_answer_words():
 
 
 def test_draw_samples_the_given_distribution():
-    from legible.policy.tiny import draw
+    from legible.policy._tiny import draw
 
     probs = torch.tensor([[0.7, 0.2, 0.1, 0.0], [0.0, 0.0, 0.0, 1.0]]).repeat(20000, 1)
     picks = draw(probs, torch.Generator().manual_seed(0)).view(20000, 2)

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-import legible.tasks.program as program
+import legible.tasks._program as program
 from legible.tasks import DatasetError, ProgramOutput, load_programs, make_task, run_program, split_completion
-from legible.tasks.program import TEMPLATES, Sandbox, generate_program, outputs_match, sandbox
+from legible.tasks._program import TEMPLATES, Sandbox, generate_program, outputs_match, sandbox
 
 # ---------------------------------------------------------------- generation
 

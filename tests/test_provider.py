@@ -28,13 +28,13 @@ from inspect_ai.model import (  # noqa: E402
 from inspect_ai.scorer import Score, Target, accuracy, scorer  # noqa: E402
 from inspect_ai.solver import TaskState, generate  # noqa: E402
 
-import legible.audit.provider as provider  # noqa: E402  (registers the "legible" model API)
+import legible.audit._provider as provider  # noqa: E402  (registers the "legible" model API)
 from legible.config import RunConfig, save_config  # noqa: E402
-from legible.policy.checkpoint import save_policy  # noqa: E402
-from legible.policy.tiny import TinyTransformer  # noqa: E402
-from legible.policy.vocab import VOCAB  # noqa: E402
+from legible.policy._checkpoint import save_policy  # noqa: E402
+from legible.policy._tiny import TinyTransformer  # noqa: E402
+from legible.policy._vocab import VOCAB  # noqa: E402
 from legible.tasks import CoinFlip  # noqa: E402
-from legible.tasks.base import split_completion  # noqa: E402
+from legible.tasks._base import split_completion  # noqa: E402
 
 PROMPTS = [CoinFlip(2, 5).sample(random.Random(i)).prompt for i in range(6)]
 

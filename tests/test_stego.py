@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from legible.monitor import probe_states
-from legible.policy.vocab import NEUTRAL, VOCAB
+from legible.policy._vocab import NEUTRAL, VOCAB
 from legible.stats import mutual_information
 from legible.tasks import CoinFlip, RunningSum, legible_cot
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from legible.paraphrase.base import Paraphraser
-from legible.stego.measure import meaning_kept, measure_channel, numbers_in, paraphraser_quality
+from legible.paraphrase._base import Paraphraser
+from legible.stego._measure import meaning_kept, measure_channel, numbers_in, paraphraser_quality
 
 
 class CaseScheme:

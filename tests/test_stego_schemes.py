@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from legible.stego import corpus
-from legible.stego.corpus import load_cover_texts
-from legible.stego.schemes import SCHEMES, Scheme, make_scheme, scheme_names
+from legible.stego import _corpus as corpus
+from legible.stego._corpus import load_cover_texts
+from legible.stego._schemes import SCHEMES, Scheme, make_scheme, scheme_names
 
 COVERS = load_cover_texts()
 NAMES = scheme_names()

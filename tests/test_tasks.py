@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from legible.policy.vocab import VOCAB
+from legible.policy._vocab import VOCAB
 from legible.tasks import CoinFlip, Problem, RunningSum, legible_cot, make_task, split_completion
 
 # ---------------------------------------------------------------- coin flip

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from legible.tasks import TextGame, TextGameTask, make_task, parse_commands, split_completion
-from legible.tasks.text_game import DIRECTIONS, HELP, State, format_commands, make_world, play, solve
+from legible.tasks._text_game import DIRECTIONS, HELP, State, format_commands, make_world, play, solve
 
 VOCABULARY = ["go north", "go south", "go east", "go west", "take key", "open chest", "open door", "look", "n", "i"]
 

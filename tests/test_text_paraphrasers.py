@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import legible.paraphrase.canonical  # noqa: F401  (registers "canonical")
-import legible.paraphrase.lexical  # noqa: F401  (registers "lexical")
+import legible.paraphrase._canonical  # noqa: F401  (registers "canonical")
+import legible.paraphrase._lexical  # noqa: F401  (registers "lexical")
 from legible.paraphrase import make_paraphraser
-from legible.paraphrase.canonical import Canonical, canonicalize
-from legible.paraphrase.lexical import Lexical
-from legible.paraphrase.protect import find_spans, protected_spans
+from legible.paraphrase._canonical import Canonical, canonicalize
+from legible.paraphrase._lexical import Lexical
+from legible.paraphrase._protect import find_spans, protected_spans
 
 SAMPLE = (
     "First, we need to compute the total. So the answer is big. Note that x^2 + 3 = 7 holds; "

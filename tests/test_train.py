@@ -127,7 +127,7 @@ def test_missing_config_and_bad_options(tmp_path):
 def test_running_sum_trains_end_to_end_in_process(tmp_path):
     """The second organism task goes through the same Task, paraphraser, monitor and trainer."""
     from legible.config import RunConfig
-    from legible.train.run import run_training
+    from legible.train._run import run_training
 
     cfg = RunConfig.model_validate(
         TINY_RUN
@@ -154,7 +154,7 @@ def test_shipped_configs_validate(path):
 
 def test_custom_condition_with_paraphrase_outcome_trains(tmp_path):
     from legible.config import RunConfig
-    from legible.train.run import run_training
+    from legible.train._run import run_training
 
     condition = {"name": "custom", "rewards": {"outcome": 1.0, "paraphrase_outcome": 0.5, "length": 0.01}}
     cfg = RunConfig.model_validate(TINY_RUN | {"condition": condition, "rl": TINY_RUN["rl"] | {"steps": 4}})

@@ -499,7 +499,7 @@ def test_outcome_condition_policy_answers_itself_and_random_model_does_not_crash
 def test_train_end_to_end_kill_and_resume_matches_uninterrupted(models, tmp_path):
     from safetensors.torch import load_file
 
-    from legible.train.run import run_training
+    from legible.train._run import run_training
 
     cfg = trl_config(models["gsm"], models["gsm_data"], "monitor+face", rl={"steps": 4, "eval_every": 4})
     run_training(cfg, tmp_path / "a", show_progress=False)

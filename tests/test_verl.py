@@ -29,7 +29,7 @@ import legible.train.verl._launch as lv_launch
 from legible.config import ConfigError, RunConfig, load_config
 from legible.paraphrase import Paraphraser, register_paraphraser
 from legible.tasks import Problem, TextGameTask, make_task
-from legible.tasks.program import program_prompt
+from legible.tasks._program import program_prompt
 
 REPO = Path(__file__).resolve().parents[1]
 HAS_VERL = importlib.util.find_spec("verl") is not None
@@ -664,3 +664,17 @@ def test_compute_score_reports_the_cots_drift(monkeypatch):
     soup = asyncio.run(compute_score("legible/gsm8k", "xq zzkw \u200bvv qqrt jjk.\nAnswer: 5", "5", {"problem": None}))
     assert english["drift_english_score"] > soup["drift_english_score"]
     assert soup["drift_odd_token_rate"] > english["drift_odd_token_rate"] == 0.0
+
+
+def test_run_training_dispatches_backend_verl(tmp_path, monkeypatch):
+    """The Python API takes every backend: run_training with backend: verl writes the run directory and
+    returns launch's exit code, with hydra overrides passed through."""
+    from legible.config import load_config
+    from legible.train import run_training
+
+    monkeypatch.setattr(lv_launch, "_local_gpus", lambda: 0)
+    monkeypatch.delenv("NNODES", raising=False)
+    cfg, out = load_config(verl_run_config(tmp_path)), tmp_path / "run"
+    result = run_training(cfg, out, extra=["trainer.val_before_train=false"])
+    assert result == {"backend": "verl", "exit_code": 0}
+    assert "trainer.val_before_train=false" in launch_args(out / "launch.sh")

@@ -1,9 +1,17 @@
 """Monitors read a CoT and say how much of it they flag: a keyword monitor, a model judge, a linear probe;
 and drift metrics, which say how far a CoT has moved from legible English."""
 
+from legible.monitor._base import KeywordMonitor, Monitor
+from legible.monitor._drift import (
+    drift_metrics,
+    english_score,
+    hierarchy_level,
+    legibility,
+    odd_token_rate,
+    odd_tokens,
+)
 from legible.monitor._judge import InspectJudge, JudgeMonitor, JudgeStats, make_monitor
 from legible.monitor._probe import ProbeResult, probe_states
-from legible.monitor.base import KeywordMonitor, Monitor
 
 __all__ = [
     "InspectJudge",
@@ -12,6 +20,12 @@ __all__ = [
     "KeywordMonitor",
     "Monitor",
     "ProbeResult",
+    "drift_metrics",
+    "english_score",
+    "hierarchy_level",
+    "legibility",
     "make_monitor",
+    "odd_token_rate",
+    "odd_tokens",
     "probe_states",
 ]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from legible.monitor.base import KeywordMonitor, Monitor
+from legible.monitor._base import KeywordMonitor, Monitor
 from legible.sync import run_sync
 from legible.untrusted import as_data, new_nonce
 

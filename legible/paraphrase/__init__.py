@@ -1,8 +1,9 @@
-from legible.paraphrase import canonical as _canonical  # noqa: F401  (registers "canonical")
-from legible.paraphrase import lexical as _lexical  # noqa: F401  (registers "lexical")
-from legible.paraphrase import model as _model  # noqa: F401  (registers "model"; Inspect loads only when used)
-from legible.paraphrase import organism as _organism  # noqa: F401  (registers the organism paraphrasers)
-from legible.paraphrase.base import (
+"""Paraphrasers: ``paraphrase(cot, context) -> cot'``, one CoT, a batch, or awaited. Registered kinds:
+the organism's (identity, swap_neutral, legible_only), canonical (a deterministic normal form), lexical
+(seeded meaning-keeping re-draws) and model (an LLM behind a hardened prompt); ``a+b`` composes them."""
+
+from legible.paraphrase import _canonical, _lexical, _model, _organism  # noqa: F401  (register their kinds)
+from legible.paraphrase._base import (
     Composed,
     Paraphraser,
     check_paraphraser_spec,
@@ -10,8 +11,21 @@ from legible.paraphrase.base import (
     paraphraser_names,
     register_paraphraser,
 )
+from legible.paraphrase._canonical import Canonical, canonicalize
+from legible.paraphrase._injection import InjectionCase, injection_cases, leak_report, run_injection_suite
+from legible.paraphrase._lexical import Lexical
+from legible.paraphrase._model import ModelParaphraser, ParaphraseError
 
 __all__ = [
+    "Canonical",
+    "InjectionCase",
+    "Lexical",
+    "ModelParaphraser",
+    "ParaphraseError",
+    "canonicalize",
+    "injection_cases",
+    "leak_report",
+    "run_injection_suite",
     "Composed",
     "Paraphraser",
     "check_paraphraser_spec",

@@ -173,7 +173,7 @@ def _drift(run: _Run) -> list[Block]:
         "Legibility (share of CoT words a reader knows; the English score for text), odd-token rate and "
         "monitor flag rate of the training batch, every few steps.",
     )
-    from legible.monitor.drift import hierarchy_level
+    from legible.monitor import hierarchy_level
 
     last = drift_rows[-1]
     level, text = hierarchy_level({k.removeprefix("drift_"): v for k, v in last.items() if k.startswith("drift_")})

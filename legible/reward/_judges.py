@@ -93,7 +93,7 @@ class HeuristicStepJudge(StepJudge):
     * correct: 0 if the step states an arithmetic claim ``a op b = c`` that is false, else 1;
     * relevant: 1 if the step shares a number or a content word (4+ letters, not a common word) with the
       question or an earlier step, else 0 (the first step must touch the question);
-    * understandable: the step's ``english_score`` (``legible.monitor.drift``), 0 when it has none.
+    * understandable: the step's ``english_score`` (``legible.monitor._drift``), 0 when it has none.
     """
 
     name = "heuristic"
@@ -102,7 +102,7 @@ class HeuristicStepJudge(StepJudge):
         return self.grade(steps, question)
 
     def grade(self, steps: list[str], question: str) -> list[StepGrade]:
-        from legible.monitor.drift import english_score
+        from legible.monitor import english_score
 
         seen = _salient(question)
         grades = []
@@ -128,7 +128,7 @@ def _claim_holds(a: str, op: str, b: str, c: str) -> bool:
     return math.isclose(value, z, rel_tol=1e-9, abs_tol=1e-9)
 
 
-# Hardened prompts, as in legible.paraphrase.model: the CoT (and the question) are data inside tags that
+# Hardened prompts, as in legible.paraphrase._model: the CoT (and the question) are data inside tags that
 # carry a fresh random nonce, after every tag-like string of those families has been neutralised.
 JUDGE_SYSTEM = """\
 You are a strict grader of step-by-step reasoning.

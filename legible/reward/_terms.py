@@ -38,7 +38,7 @@ from legible.registry import Registry
 from legible.reward._judges import HeuristicStepJudge, StepJudge
 from legible.stats import js_divergence
 from legible.sync import run_sync
-from legible.tasks.base import Problem, Task, split_completion
+from legible.tasks import Problem, Task, split_completion
 
 __all__ = [
     "Episode",

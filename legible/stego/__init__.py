@@ -9,19 +9,19 @@ from __future__ import annotations
 from legible.lazy import lazy_exports
 
 _EXPORTS = {
-    "run_stego": "legible.stego.run",
-    "write_stego_report": "legible.stego.run",
-    "Scheme": "legible.stego.schemes",
-    "make_scheme": "legible.stego.schemes",
-    "scheme_names": "legible.stego.schemes",
-    "load_cover_texts": "legible.stego.corpus",
-    "ChannelResult": "legible.stego.measure",
-    "ParaphraserQuality": "legible.stego.measure",
-    "build_paraphrasers": "legible.stego.measure",
-    "measure_channel": "legible.stego.measure",
-    "meaning_kept": "legible.stego.measure",
-    "paraphraser_quality": "legible.stego.measure",
-    "run_matrix": "legible.stego.measure",
+    "run_stego": "legible.stego._run",
+    "write_stego_report": "legible.stego._run",
+    "Scheme": "legible.stego._schemes",
+    "make_scheme": "legible.stego._schemes",
+    "scheme_names": "legible.stego._schemes",
+    "load_cover_texts": "legible.stego._corpus",
+    "ChannelResult": "legible.stego._measure",
+    "ParaphraserQuality": "legible.stego._measure",
+    "build_paraphrasers": "legible.stego._measure",
+    "measure_channel": "legible.stego._measure",
+    "meaning_kept": "legible.stego._measure",
+    "paraphraser_quality": "legible.stego._measure",
+    "run_matrix": "legible.stego._measure",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,9 +1,10 @@
 """Tasks make problems with a verifiable answer and score answers: the organism's coin flip and running
 sum, GSM8K and multiple choice (JSONL), program output (sandboxed), a text game."""
 
-from legible.tasks.base import Problem, Task, make_task, register_task, split_completion, task_names
-from legible.tasks.datasets import (
+from legible.tasks._base import Problem, Task, make_task, register_task, split_completion, task_names
+from legible.tasks._datasets import (
     GSM8K,
+    LETTERS,
     DatasetError,
     MultipleChoice,
     load_gsm8k,
@@ -11,9 +12,9 @@ from legible.tasks.datasets import (
     normalize_choice,
     normalize_number,
 )
-from legible.tasks.organism import CoinFlip, RunningSum, legible_cot
-from legible.tasks.program import ProgramOutput, load_programs, run_program
-from legible.tasks.text_game import TextGame, TextGameTask, parse_commands
+from legible.tasks._organism import CoinFlip, RunningSum, legible_cot
+from legible.tasks._program import ProgramOutput, load_programs, run_program
+from legible.tasks._text_game import TextGame, TextGameTask, parse_commands
 
 __all__ = [
     "Problem",
@@ -26,6 +27,7 @@ __all__ = [
     "register_task",
     "task_names",
     "GSM8K",
+    "LETTERS",
     "MultipleChoice",
     "DatasetError",
     "load_gsm8k",

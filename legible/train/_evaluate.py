@@ -14,10 +14,8 @@ import torch
 
 from legible.monitor import Monitor, probe_states
 from legible.paraphrase import Paraphraser
-from legible.policy.rollout import answers_for, write_cots
-from legible.policy.tiny import TinyTransformer
-from legible.policy.vocab import VOCAB
-from legible.tasks.base import Problem, Task
+from legible.policy import VOCAB, TinyTransformer, answers_for, write_cots
+from legible.tasks import Problem, Task
 
 
 def slot_of(position: int, steps: int) -> int:

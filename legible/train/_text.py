@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from legible.config import TRLSettings
-from legible.tasks.base import Problem
+from legible.tasks import Problem
 
 __all__ = ["LINE_END", "build_prompt", "first_word", "marker_pattern", "prompt_text"]
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from transformers import TrainerCallback
 
-from legible.train.common import MetricsLog, Stopwatch
+from legible.train._common import MetricsLog, Stopwatch
 from legible.train.trl._checkpoint import drop_pickles, save_rollout_state
 
 if TYPE_CHECKING:

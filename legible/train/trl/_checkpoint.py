@@ -32,7 +32,7 @@ def save_rollout_state(rollout: ShoggothFaceRollout, checkpoint: Path) -> None:
     directory and renamed, so its ``state.json`` marks a complete checkpoint."""
     from safetensors.torch import save_file, save_model
 
-    from legible.policy.checkpoint import _optimizer_tensors
+    from legible.policy import optimizer_tensors
 
     target = checkpoint / LEGIBLE_STATE
     tmp = checkpoint / (LEGIBLE_STATE + ".tmp")
@@ -42,7 +42,7 @@ def save_rollout_state(rollout: ShoggothFaceRollout, checkpoint: Path) -> None:
     if rollout.face is not None:
         save_model(rollout.face, str(tmp / "face.safetensors"))  # one file; tied weights stored once
     if rollout.answerer_opt is not None:
-        tensors, scalars = _optimizer_tensors(rollout.answerer_opt, "answerer")
+        tensors, scalars = optimizer_tensors(rollout.answerer_opt, "answerer")
         save_file(tensors or {"empty": torch.zeros(0)}, str(tmp / "answerer_optimizer.safetensors"))
     version, internal, gauss = rollout.rng.getstate()
     state = {"paraphraser_rng": [version, list(internal), gauss], "answerer_optimizer": scalars}
@@ -54,7 +54,7 @@ def save_rollout_state(rollout: ShoggothFaceRollout, checkpoint: Path) -> None:
 def load_rollout_state(rollout: ShoggothFaceRollout, checkpoint: Path, trainer: GRPOTrainer) -> None:
     from safetensors.torch import load_file, load_model
 
-    from legible.policy.checkpoint import _restore_optimizer
+    from legible.policy import restore_optimizer
 
     source = checkpoint / LEGIBLE_STATE
     state = json.loads((source / "state.json").read_text())
@@ -62,7 +62,7 @@ def load_rollout_state(rollout: ShoggothFaceRollout, checkpoint: Path, trainer: 
         load_model(rollout.face, str(source / "face.safetensors"))
     if state["answerer_optimizer"] is not None:
         tensors = load_file(str(source / "answerer_optimizer.safetensors"))
-        _restore_optimizer(rollout.answerer_optimizer(trainer), "answerer", tensors, state["answerer_optimizer"])
+        restore_optimizer(rollout.answerer_optimizer(trainer), "answerer", tensors, state["answerer_optimizer"])
     version, internal, gauss = state["paraphraser_rng"]
     rollout.rng.setstate((version, tuple(internal), gauss))
 

@@ -7,10 +7,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from legible.config import RunConfig
-from legible.monitor import JudgeMonitor, KeywordMonitor, Monitor
-from legible.monitor.drift import drift_metrics, hierarchy_level
+from legible.monitor import JudgeMonitor, KeywordMonitor, Monitor, drift_metrics, hierarchy_level
 from legible.reward import Episode, Reward, is_async_term
-from legible.tasks.base import Problem, Task
+from legible.tasks import Problem, Task
 
 if TYPE_CHECKING:
     from legible.train.trl._rollout import ShoggothFaceRollout

@@ -15,7 +15,7 @@ import torch
 
 from legible.config import RunConfig
 from legible.paraphrase import Paraphraser
-from legible.tasks.base import Problem, Task, split_completion
+from legible.tasks import Problem, Task, split_completion
 from legible.train._text import LINE_END, first_word, marker_pattern, prompt_text
 from legible.train.trl._generate import (
     Samples,

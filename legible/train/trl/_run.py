@@ -19,9 +19,9 @@ from legible.config import RunConfig
 from legible.monitor import JudgeMonitor, KeywordMonitor
 from legible.paraphrase import make_paraphraser
 from legible.reward import Episode, disagreement
-from legible.tasks.base import Problem, Task
+from legible.tasks import Problem, Task
+from legible.train._common import MetricsLog
 from legible.train._text import build_prompt, prompt_text
-from legible.train.common import MetricsLog
 from legible.train.trl._callback import LegibleCallback
 from legible.train.trl._checkpoint import drop_pickles, latest_complete_checkpoint, load_rollout_state
 from legible.train.trl._models import _peft_config, load_model, load_tokenizer
@@ -224,7 +224,7 @@ def build_run(
         rollout_func=rollout if use_rollout else None,
     )
     for cb in (PrinterCallback, ProgressCallback):
-        trainer.remove_callback(cb)  # progress is ours (rich bars in legible.train.run); logs go to JSONL
+        trainer.remove_callback(cb)  # progress is ours (rich bars in legible.train._run); logs go to JSONL
     run = TRLRun(cfg, parts.task, trainer, rollout, record, callback)
     run_holder["run"] = run
     return run

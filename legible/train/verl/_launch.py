@@ -90,7 +90,7 @@ def write_launch(
 ) -> Path:
     """Make ``out`` a verl run directory: the verl parquet files of ``cfg``'s task (``data/``), the agent loop's
     entry (``agent_loop.yaml``) and ``launch.sh``, the whole ``main_ppo`` command. ``out/config.yaml`` must
-    already hold ``cfg`` (``legible.train.run.prepare_run_dir`` writes it). Returns the script's path."""
+    already hold ``cfg`` (``legible.train._run.prepare_run_dir`` writes it). Returns the script's path."""
     out = Path(out).resolve()
     face_url = _check_launchable(cfg)
     loop = {"name": AGENT_NAME, "_target_": "legible.train.verl.ShoggothFaceAgentLoop",
@@ -123,7 +123,7 @@ def train_verl(cfg: RunConfig, out: str | os.PathLike[str], *, resume: bool = Fa
     machine's GPUs). Returns the exit code."""
     import subprocess
 
-    from legible.train.run import prepare_run_dir
+    from legible.train._run import prepare_run_dir
 
     _check_launchable(cfg)  # before the run directory is written
     gpus = _local_gpus()

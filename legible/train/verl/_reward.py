@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from legible.config import RunConfig
-from legible.monitor.drift import english_score, odd_token_rate
+from legible.monitor import english_score, odd_token_rate
 from legible.reward import Episode, Reward
 from legible.tasks import Problem, Task, make_task
 from legible.train._text import marker_pattern
@@ -68,7 +68,7 @@ async def compute_score(
     ``cot_words``, ``penalty_ramp``, ``pred`` (the answer in the task's normal form, for verl's majority
     vote), and ``paraphrased_acc`` when the condition produces an answer from the paraphrase. The keys
     depend only on the config, never on the episode: verl stacks them across a batch. ``drift_english_score``
-    and ``drift_odd_token_rate`` are the CoT's drift readings (``legible.monitor.drift``). ``async`` because
+    and ``drift_odd_token_rate`` are the CoT's drift readings (``legible.monitor._drift``). ``async`` because
     judge terms call a model; verl awaits coroutine reward functions."""
     scorer = _scorer(_config_path(legible_config), task_name_for(data_source))
     info = dict(extra_info or {})

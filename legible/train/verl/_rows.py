@@ -56,7 +56,7 @@ def problem_from_row(task: Task, ground_truth: Any, extra_info: dict | None, pro
     if task.name == "gsm8k":
         answer = normalize_number(answer) or answer  # verl's GSM8K files hold the number as written
     elif task.name == "multiple_choice":
-        from legible.tasks.datasets import LETTERS
+        from legible.tasks import LETTERS
 
         metadata["labels"] = list(LETTERS)  # the row does not say how many choices: accept any letter
     return Problem(prompt or str(info.get("question", "")), answer, metadata=metadata)

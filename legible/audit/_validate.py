@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from legible.audit.run import run_audit
+from legible.audit._run import run_audit
 from legible.stats import auroc
 
 HIDING = "monitor"

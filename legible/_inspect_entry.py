@@ -1,8 +1,8 @@
 """What Inspect AI loads through the ``inspect_ai`` entry point: the ``legible`` model provider
 and the audit tasks, so ``inspect eval legible/<task> --model legible/<run-dir>`` works."""
 
-from legible.audit.provider import OrganismAPI  # noqa: F401  (registers the "legible" provider)
-from legible.audit.tasks import (  # noqa: F401  (registers the tasks)
+from legible.audit import (  # noqa: F401  (registers the tasks)
+    OrganismAPI,  # noqa: F401  (registers the "legible" provider)
     adding_mistakes,
     early_answering,
     filler_tokens,

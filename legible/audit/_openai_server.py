@@ -17,7 +17,7 @@ The default responder, :func:`scripted_respond`, is "a model that reasons and an
 questions deterministically and is sycophantic to a stated user opinion without saying so; see its
 docstring. Manual use::
 
-    python -m legible.audit.openai_server --port 8000 --latency 0.2
+    python -m legible.audit._openai_server --port 8000 --latency 0.2
     export SCRIPTED_BASE_URL=http://127.0.0.1:8000/v1 SCRIPTED_API_KEY=x
     inspect eval task.py --model openai-api/scripted/reasoner
 """

@@ -13,9 +13,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from legible.audit.dataset import ORGANISM_TASKS
-from legible.audit.metrics import area_over_curve, bias_corrected_same
-from legible.audit.tasks import AUDIT_TASKS, FRACTIONS, MISTAKE_AT
+from legible.audit._dataset import ORGANISM_TASKS
+from legible.audit._metrics import area_over_curve, bias_corrected_same
+from legible.audit._tasks import AUDIT_TASKS, FRACTIONS, MISTAKE_AT
 from legible.progress import progress_mode
 from legible.stats import bootstrap_ci
 

@@ -20,7 +20,7 @@ from typing import Literal
 
 from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, GenerateConfig, Model, ModelOutput
 
-from legible.audit.dataset import Style, answer_options, normalize_answer
+from legible.audit._dataset import Style, answer_options, normalize_answer
 from legible.tasks import split_completion
 
 Prefill = Literal["auto", "assistant", "prompt"]

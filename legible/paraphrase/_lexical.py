@@ -39,8 +39,8 @@ import re
 from functools import lru_cache
 from importlib import resources
 
-from legible.paraphrase.base import Paraphraser, register_paraphraser
-from legible.paraphrase.protect import protected_spans
+from legible.paraphrase._base import Paraphraser, register_paraphraser
+from legible.paraphrase._protect import protected_spans
 
 _TOKEN_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\s+|.", re.S)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from legible.policy.tiny import TinyConfig, TinyTransformer
-from legible.policy.vocab import VOCAB, Vocab
+from legible.policy._tiny import TinyConfig, TinyTransformer
+from legible.policy._vocab import VOCAB, Vocab
 
 
 def _policy_files(path: str | Path) -> tuple[Path, Path]:
@@ -51,7 +51,7 @@ def load_policy(path: str | Path) -> TinyTransformer:
     return model
 
 
-def _optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict, dict]:
+def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict, dict]:
     state = opt.state_dict()
     tensors, scalars = {}, {"param_groups": state["param_groups"], "state": {}}
     for idx, slots in state["state"].items():
@@ -63,7 +63,7 @@ def _optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> tuple[dict, d
     return tensors, scalars
 
 
-def _restore_optimizer(opt: torch.optim.Optimizer, prefix: str, tensors: dict, scalars: dict) -> None:
+def restore_optimizer(opt: torch.optim.Optimizer, prefix: str, tensors: dict, scalars: dict) -> None:
     state: dict = {}
     for name, value in tensors.items():
         parts = name.split(".", 2)
@@ -93,7 +93,7 @@ def save_trainer(
     tensors = {"rng.torch": generator.get_state()}
     scalars = {}
     for name, opt in optimizers.items():
-        t, s = _optimizer_tensors(opt, name)
+        t, s = optimizer_tensors(opt, name)
         tensors.update(t)
         scalars[name] = s
     save_file(tensors, str(tmp / "trainer.safetensors"))
@@ -127,7 +127,7 @@ def load_trainer(
     tensors = load_file(str(directory / "trainer.safetensors"))
     state = json.loads((directory / "state.json").read_text())
     for name, opt in optimizers.items():
-        _restore_optimizer(opt, name, tensors, state["optimizers"][name])
+        restore_optimizer(opt, name, tensors, state["optimizers"][name])
     generator.set_state(tensors["rng.torch"])
     version, internal, gauss = state["py_rng"]
     py_rng.setstate((version, tuple(internal), gauss))

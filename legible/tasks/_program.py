@@ -45,11 +45,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from legible.tasks.base import Problem, Task, register_task
-from legible.tasks.datasets import _json_type, _Line, _rows, _show
+from legible.tasks._base import Problem, Task, register_task
+from legible.tasks._datasets import _json_type, _Line, _rows, _show
 
 if TYPE_CHECKING:
-    from legible.tasks.datasets import DataPath
+    from legible.tasks._datasets import DataPath
 
 try:
     import resource

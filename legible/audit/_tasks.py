@@ -20,7 +20,7 @@ from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, Model, get_m
 from inspect_ai.scorer import Score, Target, mean, scorer, stderr
 from inspect_ai.solver import Generate, TaskState, solver
 
-from legible.audit.answer import (
+from legible.audit._answer import (
     Prefill,
     answer_from,
     continue_from,
@@ -30,7 +30,7 @@ from legible.audit.answer import (
     reply_to,
     write_cot,
 )
-from legible.audit.dataset import (
+from legible.audit._dataset import (
     ORGANISM,
     add_mistake,
     answer_options,
@@ -40,7 +40,7 @@ from legible.audit.dataset import (
     style_of,
     task_for,
 )
-from legible.audit.metrics import area_over_curve
+from legible.audit._metrics import area_over_curve
 from legible.stats import js_bits, mean_dist
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -69,9 +69,7 @@ from inspect_ai.model import (
 from inspect_ai.tool import ToolChoice, ToolInfo
 from safetensors import SafetensorError
 
-from legible.policy.checkpoint import load_policy
-from legible.policy.tiny import TinyTransformer, draw, left_pad, sample
-from legible.policy.vocab import VOCAB
+from legible.policy import VOCAB, TinyTransformer, draw, left_pad, load_policy, sample
 
 WEIGHTS = ("policy", "face")
 DEFAULT_TEMPERATURE = 1.0

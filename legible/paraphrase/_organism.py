@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import random
 
-from legible.paraphrase.base import Paraphraser, register_paraphraser
-from legible.policy.vocab import NEUTRAL
-from legible.tasks.base import Task
+from legible.paraphrase._base import Paraphraser, register_paraphraser
+from legible.policy import NEUTRAL
+from legible.tasks import Task
 
 
 class Identity(Paraphraser):

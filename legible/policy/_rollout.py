@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from legible.policy.tiny import KVCache, TinyTransformer, left_pad, right_pad, sample, shared_prompts
-from legible.policy.vocab import VOCAB
-from legible.tasks.base import Problem, Task
+from legible.policy._tiny import KVCache, TinyTransformer, left_pad, right_pad, sample, shared_prompts
+from legible.policy._vocab import VOCAB
+from legible.tasks import Problem, Task
 
 
 def prompt_ids(problem: Problem) -> list[int]:

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from legible.paraphrase.base import _REGISTRY, Paraphraser, build_part, register_paraphraser
+from legible.paraphrase._base import _REGISTRY, Paraphraser, build_part, register_paraphraser
 from legible.sync import run_sync
 from legible.untrusted import as_data, new_nonce
 
 if TYPE_CHECKING:
     from inspect_ai.model import ChatMessage, GenerateConfig, Model
 
-    from legible.tasks.base import Task
+    from legible.tasks import Task
 
 PROMPT_VERSION = "model-paraphraser-v1"
 MODEL_ENV_VAR = "LEGIBLE_PARAPHRASE_MODEL"

@@ -15,8 +15,8 @@ import random
 import re
 from dataclasses import dataclass
 
-from legible.paraphrase.base import Paraphraser
-from legible.paraphrase.model import longest_verbatim_run
+from legible.paraphrase._base import Paraphraser
+from legible.paraphrase._model import longest_verbatim_run
 
 
 @dataclass(frozen=True)

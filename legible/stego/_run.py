@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from legible.paraphrase import make_paraphraser
-from legible.stego.measure import NONE, build_paraphrasers, paraphraser_quality, run_matrix
+from legible.stego._measure import NONE, build_paraphrasers, paraphraser_quality, run_matrix
 
 DEFAULT_PARAPHRASERS = (NONE, "canonical", "lexical", "canonical+lexical")
 # The defence a text-CoT pipeline would use without a model; every scheme it is meant to
@@ -22,8 +22,7 @@ TARGET_BITS_PER_KB = 1.0
 def organism_paraphrase_accuracy(policy_path: Path, problems: int = 500, seed: int = 0) -> dict:
     """Accuracy of a stage-1 organism answering from its legible CoTs, as written and after the
     organism's paraphraser (target: at least 98% of the unparaphrased accuracy)."""
-    from legible.policy.checkpoint import load_policy
-    from legible.policy.rollout import answers_for
+    from legible.policy import answers_for, load_policy
     from legible.tasks import CoinFlip, legible_cot
 
     task, model = CoinFlip(), load_policy(policy_path)
@@ -55,8 +54,8 @@ def run_stego(
     show_progress: bool = True,
 ) -> dict:
     from legible.progress import progress
-    from legible.stego.corpus import load_cover_texts
-    from legible.stego.schemes import make_scheme, scheme_names
+    from legible.stego._corpus import load_cover_texts
+    from legible.stego._schemes import make_scheme, scheme_names
 
     start = time.perf_counter()
     out = Path(out)
@@ -66,7 +65,7 @@ def run_stego(
     names = list(paraphrasers or DEFAULT_PARAPHRASERS)
     model_paraphraser = None
     if model:
-        from legible.paraphrase.model import ModelParaphraser
+        from legible.paraphrase import ModelParaphraser
 
         model_paraphraser = ModelParaphraser(model, context_aware=context_aware, cache_dir=out / "cache")
         names += [n for n in ("model", "canonical+model") if n not in names]
@@ -93,8 +92,7 @@ def run_stego(
         "model_only_schemes": sorted({c.scheme for c in channels if c.closed_by == "model"}),
     }
     if model_paraphraser is not None:
-        from legible.paraphrase.injection import run_injection_suite
-        from legible.paraphrase.model import ModelParaphraser
+        from legible.paraphrase import ModelParaphraser, run_injection_suite
 
         # The model's own steerability (validation off), and what reaches the trainer when
         # rejected outputs are withheld rather than replaced by a content-keeping fallback.

@@ -42,7 +42,7 @@ content stays exactly as after the character level, whitespace included):
    follows a space, bracket, quote, colon or semicolon, and what precedes that space is not an
    operator, nor an ``x`` that does not end a word (``3 x 4 + 2 = 14`` stays). The order of the
    operands of a commutative sum or product carries no meaning, so a normal form may fix it; left
-   free it is a hidden channel (``list_order`` in ``legible.stego.schemes``). This is the one
+   free it is a hidden channel (``list_order`` in ``legible.stego._schemes``). This is the one
    exception to "math spans keep their text": the operands are kept as a multiset, operators and
    spacing stay in place, and nothing else in math changes: not ``10 - 3 = 7``, ``x + 2 = 5``,
    ``x^2 + 3 = 7``, ``2 * 3 + 4 = 10``, ``1.5 + 2 = 3.5``, ``3 + 4`` without ``=``, nor code.
@@ -71,8 +71,8 @@ from bisect import bisect_right
 from decimal import Decimal
 from importlib import resources
 
-from legible.paraphrase.base import Paraphraser, register_paraphraser
-from legible.paraphrase.protect import CODE_RE, iter_math
+from legible.paraphrase._base import Paraphraser, register_paraphraser
+from legible.paraphrase._protect import CODE_RE, iter_math
 
 # ---------------------------------------------------------------------------- char level
 

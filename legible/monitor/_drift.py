@@ -72,7 +72,7 @@ from importlib import resources
 
 import numpy as np
 
-from legible.monitor.base import Monitor
+from legible.monitor._base import Monitor
 
 __all__ = [
     "ENGLISH_LEVEL1",

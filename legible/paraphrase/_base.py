@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from legible.registry import Registry
 
 if TYPE_CHECKING:
-    from legible.tasks.base import Task
+    from legible.tasks import Task
 
 
 class Paraphraser(ABC):

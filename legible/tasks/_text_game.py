@@ -28,7 +28,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, replace
 
-from legible.tasks.base import Problem, Task, register_task
+from legible.tasks._base import Problem, Task, register_task
 
 __all__ = ["TextGame", "TextGameTask", "World", "format_commands", "make_world", "parse_commands", "play", "solve"]
 

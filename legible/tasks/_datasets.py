@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from legible.tasks.base import Problem, Task, register_task
+from legible.tasks._base import Problem, Task, register_task
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable

@@ -19,13 +19,21 @@ import torch
 
 from legible.config import RunConfig
 from legible.paraphrase import Paraphraser
-from legible.policy.checkpoint import load_trainer, save_policy, save_trainer
-from legible.policy.rollout import answers_for, greedy_accuracy, prompt_ids
-from legible.policy.tiny import TinyConfig, TinyTransformer, left_pad
-from legible.policy.vocab import NEUTRAL, VOCAB
-from legible.tasks.base import Problem, Task
-from legible.tasks.organism import legible_cot
-from legible.train.common import MetricsLog, latest_checkpoint, prune_checkpoints
+from legible.policy import (
+    NEUTRAL,
+    VOCAB,
+    TinyConfig,
+    TinyTransformer,
+    answers_for,
+    greedy_accuracy,
+    left_pad,
+    load_trainer,
+    prompt_ids,
+    save_policy,
+    save_trainer,
+)
+from legible.tasks import Problem, Task, legible_cot
+from legible.train._common import MetricsLog, latest_checkpoint, prune_checkpoints
 
 
 def state_aliases(cfg: RunConfig, states: tuple[str, ...]) -> dict[str, list[str]]:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from legible.config import ConfigError, ConfigFieldError, RunConfig, save_config
 from legible.paraphrase import make_paraphraser
-from legible.policy.checkpoint import load_policy
+from legible.policy import load_policy
 from legible.progress import progress
+from legible.train._common import MetricsLog
 from legible.train._evaluate import evaluate_organism, example_episodes
-from legible.train.common import MetricsLog
-from legible.train.grpo import train_grpo
-from legible.train.pretrain import pretrain
+from legible.train._grpo import train_grpo
+from legible.train._pretrain import pretrain
 
 
 def prepare_run_dir(cfg: RunConfig, out: Path, resume: bool) -> None:

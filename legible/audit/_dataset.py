@@ -18,8 +18,7 @@ from functools import lru_cache
 
 from inspect_ai.dataset import MemoryDataset, Sample
 
-from legible.tasks import Problem, Task, make_task
-from legible.tasks.datasets import normalize_choice, normalize_number
+from legible.tasks import Problem, Task, make_task, normalize_choice, normalize_number
 
 ORGANISM_TASKS = ("coin_flip", "running_sum")
 TEXT_TASKS = ("gsm8k", "multiple_choice")

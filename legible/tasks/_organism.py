@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 
-from legible.tasks.base import Problem, Task, register_task
+from legible.tasks._base import Problem, Task, register_task
 
 
 @register_task

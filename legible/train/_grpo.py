@@ -28,15 +28,22 @@ from pathlib import Path
 import torch
 
 from legible.config import RunConfig
-from legible.monitor.drift import drift_metrics, hierarchy_level
+from legible.monitor import drift_metrics, hierarchy_level
 from legible.paraphrase import Paraphraser
-from legible.policy.checkpoint import load_trainer, save_policy, save_trainer
-from legible.policy.rollout import answer_logprobs, completion_logprobs, write_cots
-from legible.policy.tiny import TinyTransformer, draw
-from legible.policy.vocab import VOCAB
+from legible.policy import (
+    VOCAB,
+    TinyTransformer,
+    answer_logprobs,
+    completion_logprobs,
+    draw,
+    load_trainer,
+    save_policy,
+    save_trainer,
+    write_cots,
+)
 from legible.stats import js_divergence
-from legible.tasks.base import Task
-from legible.train.common import MetricsLog, Stopwatch, latest_checkpoint, prune_checkpoints
+from legible.tasks import Task
+from legible.train._common import MetricsLog, Stopwatch, latest_checkpoint, prune_checkpoints
 
 
 def train_grpo(
@@ -199,7 +206,7 @@ def train_grpo(
     return policy, face
 
 
-# Drift metrics (legible.monitor.drift) every this many steps: cheap, but not free at 1,000 episodes/s.
+# Drift metrics (legible.monitor._drift) every this many steps: cheap, but not free at 1,000 episodes/s.
 DRIFT_EVERY = 10
 DRIFT_LOGGED = ("legible_score", "odd_token_rate", "monitor_flag_rate", "paraphrase_sensitivity", "cot_tokens")
 
