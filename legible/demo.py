@@ -58,7 +58,7 @@ def _stage1_job(cfg_json: str, out: str, with_cot: bool, resume: bool, updates) 
 
     cfg = RunConfig.model_validate_json(cfg_json)
     task = cfg.task.build()
-    if (Path(out) / "policy.safetensors").exists():
+    if (Path(out) / "policy.json").exists():  # written last by save_policy
         return out
     key = out
     pretrain(
@@ -77,7 +77,7 @@ def _rl_job(cfg_json: str, out: str, resume: bool, updates) -> str:
     from legible.train import run_training
 
     cfg = RunConfig.model_validate_json(cfg_json)
-    if (Path(out) / "eval.json").exists():
+    if (Path(out) / "report.html").exists():  # the last file a run writes: a run killed before it resumes
         return out
     run_training(
         cfg,

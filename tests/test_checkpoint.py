@@ -298,3 +298,23 @@ def test_interrupted_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     )
     assert state["step"] == 1
     assert torch.equal(logits(m2), logits(m))
+
+
+def test_a_policy_save_cut_off_part_way_never_reads_as_complete(tmp_path, monkeypatch):
+    """save_policy renames each file into place and the config last: a kill between the weights and the
+    config leaves no config, which every completeness check (stage 1, the demo) reads as unfinished."""
+    import legible.policy._checkpoint as ckpt
+
+    model = TinyTransformer(TinyConfig(vocab_size=len(VOCAB.words), n_layer=1, n_head=2, n_embd=16))
+    save_policy(model, tmp_path / "policy")
+    assert (tmp_path / "policy.json").exists()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt.Path, "write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_policy(model, tmp_path / "policy")
+    assert not (tmp_path / "policy.json").exists() and (tmp_path / "policy.safetensors").exists()
+    with pytest.raises(FileNotFoundError):
+        load_policy(tmp_path / "policy")

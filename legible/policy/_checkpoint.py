@@ -31,11 +31,17 @@ def _policy_files(path: str | Path) -> tuple[Path, Path]:
 
 
 def save_policy(model: TinyTransformer, path: Path, vocab: Vocab = VOCAB) -> None:
+    """Write the weights and their config, each to a temporary name first and renamed into place, so that
+    a kill leaves either the old pair or a complete new one (the config, renamed last, marks it complete)."""
     weights, meta_path = _policy_files(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
-    save_model(model, str(weights))
+    meta_path.unlink(missing_ok=True)  # from here until the new config lands, the pair reads as unfinished
+    tmp_weights, tmp_meta = weights.with_name(weights.name + ".tmp"), meta_path.with_name(meta_path.name + ".tmp")
+    save_model(model, str(tmp_weights))
+    tmp_weights.replace(weights)
     meta = {"config": model.cfg.to_dict(), "vocab": list(vocab.words)}
-    meta_path.write_text(json.dumps(meta, indent=1))
+    tmp_meta.write_text(json.dumps(meta, indent=1))
+    tmp_meta.replace(meta_path)
 
 
 def load_policy(path: str | Path) -> TinyTransformer:

@@ -86,7 +86,7 @@ def run_training(
                 stage1 = load_policy(cfg.init)
             except FileNotFoundError as e:
                 raise ConfigError(f"init: {e}") from None
-        elif (out / "stage1" / "policy.safetensors").exists():
+        elif (out / "stage1" / "policy.json").exists():  # written last by save_policy
             stage1 = load_policy(out / "stage1" / "policy")
         else:
             bar = bars.add_task("stage 1 (supervised)", total=cfg.pretrain.steps, info="")
