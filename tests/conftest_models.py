@@ -258,3 +258,23 @@ def quick_trained(
         opt.step()
         sched.step()
     save_policy(model.eval(), path / "policy")
+
+
+# A run config that trains stage 1 and RL in seconds (test_train, test_interrupt).
+TINY_RUN = {
+    "seed": 3,
+    "task": {"min_steps": 4, "max_steps": 6},
+    "model": {"n_layer": 1, "n_head": 2, "n_embd": 16},
+    "pretrain": {"steps": 30, "batch_size": 16, "checkpoint_every": 10},
+    "rl": {
+        "steps": 24,
+        "prompts": 4,
+        "group_size": 2,
+        "eval_every": 6,
+        "eval_problems": 16,
+        "checkpoint_every": 3,
+        "ramp_steps": 5,
+    },
+    "condition": "monitor+face",
+    "eval": {"problems": 40},
+}

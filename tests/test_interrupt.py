@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest_models import TINY_RUN
 from safetensors.torch import load_file
 
 from legible.config import ConfigError
@@ -33,23 +34,6 @@ from legible.train._common import MetricsLog, read_metrics
 SEED = int(os.environ.get("LEGIBLE_KILL_SEED", "11"))
 TORN = '{"phase": "rl", "step": 9'  # a row cut off by a kill in the middle of its write
 
-TINY_RUN = {
-    "seed": 3,
-    "task": {"min_steps": 4, "max_steps": 6},
-    "model": {"n_layer": 1, "n_head": 2, "n_embd": 16},
-    "pretrain": {"steps": 30, "batch_size": 16, "checkpoint_every": 10},
-    "rl": {
-        "steps": 24,
-        "prompts": 4,
-        "group_size": 2,
-        "eval_every": 6,
-        "eval_problems": 16,
-        "checkpoint_every": 3,
-        "ramp_steps": 5,
-    },
-    "condition": "monitor+face",
-    "eval": {"problems": 40},
-}
 
 
 # ------------------------------------------------------------------------------ metrics files
