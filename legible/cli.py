@@ -322,6 +322,30 @@ def audit_validate(
         typer.echo(f"  [{verdict}] AUROC {r['auroc']:.3f} of {r['score']}: {r['positives']} vs {r['negatives']}")
 
 
+@app.command()
+@_one_line_errors
+def models(
+    name: str = typer.Argument(None, help="a model to prepare (converted once into the cache; instant after)"),
+) -> None:
+    """List the real language models legible prepares offline, or prepare one. Their short names work
+    wherever legible takes a model: --model of audit, stego and ask; model: and face_model: in a config."""
+    from legible.policy import LOCAL_MODELS, LocalModelError, cache_dir, is_prepared, model_dir, prepare_model
+
+    if name is None:
+        typer.echo(f"cache: {cache_dir() / 'models'} ($LEGIBLE_CACHE, else $XDG_CACHE_HOME/legible)")
+        for short, model in LOCAL_MODELS.items():
+            state = f"prepared in {model_dir(short)}" if is_prepared(short) else f"not prepared ({model.install})"
+            typer.echo(f"  {short}: {model.description}; {state}")
+        return
+    if name not in LOCAL_MODELS:
+        _fail(f"models: unknown model {name!r}; choose from {LOCAL_MODELS.names()}")
+    try:
+        path = prepare_model(name, on_status=lambda message: typer.echo(message, err=True))
+    except LocalModelError as e:
+        _fail(str(e))
+    typer.echo(str(path))
+
+
 def main() -> None:
     # A log file gets each line as it is printed (Inspect's plain progress, the results), not in blocks
     # of kilobytes when the process ends; stderr is line-buffered already.

@@ -10,6 +10,7 @@ from legible.policy._checkpoint import (
     save_trainer,
 )
 from legible.policy._local_models import (
+    LOCAL_MODELS,
     LocalModel,
     LocalModelError,
     cache_dir,
@@ -31,6 +32,7 @@ from legible.policy._tiny import KVCache, TinyConfig, TinyTransformer, draw, lef
 from legible.policy._vocab import NEUTRAL, VOCAB, Vocab
 
 __all__ = [
+    "LOCAL_MODELS",
     "KVCache",
     "LocalModel",
     "LocalModelError",

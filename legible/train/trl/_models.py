@@ -4,15 +4,25 @@ errors that name the config field; the LoRA config TRL wraps the policy with."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
 from legible.config import ConfigFieldError, TRLSettings
+from legible.policy import LocalModelError, resolve_model
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+def _local(spec: str, what: str) -> str:
+    """A short name of a model legible prepares offline (``smollm2-135m``) becomes its directory."""
+    try:
+        return resolve_model(spec, on_status=lambda message: print(f"legible: {message}", file=sys.stderr))
+    except LocalModelError as e:
+        raise ConfigFieldError(f"{what}: {e}") from None
 
 
 def _check_local(spec: str, what: str) -> None:
@@ -26,6 +36,7 @@ def _check_local(spec: str, what: str) -> None:
 def load_tokenizer(spec: str, settings: TRLSettings) -> PreTrainedTokenizerBase:
     from transformers import AutoTokenizer
 
+    spec = _local(spec, "model")
     _check_local(spec, "model")
     try:
         tok = AutoTokenizer.from_pretrained(spec, padding_side="left", trust_remote_code=settings.trust_remote_code)
@@ -37,10 +48,12 @@ def load_tokenizer(spec: str, settings: TRLSettings) -> PreTrainedTokenizerBase:
 
 
 def load_model(spec: str, settings: TRLSettings, what: str = "model") -> PreTrainedModel:
-    """A causal LM from a local directory or a Hugging Face id (offline runs: set HF_HUB_OFFLINE=1)."""
+    """A causal LM from a local directory, a Hugging Face id (offline runs: set HF_HUB_OFFLINE=1) or the short
+    name of a model legible prepares offline (``legible models``)."""
     from transformers import AutoModelForCausalLM
 
     dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    spec = _local(spec, what)
     _check_local(spec, what)
     try:
         model = AutoModelForCausalLM.from_pretrained(

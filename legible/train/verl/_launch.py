@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from legible.config import ConfigError, ConfigFieldError, RunConfig
+from legible.policy import resolve_model
 from legible.train.verl._config import AGENT_NAME, CONFIG_ENV
 from legible.train.verl._data import prepare
 
@@ -43,7 +44,7 @@ def trainer_overrides(
         # the CoT budget, the marker's line and the answer's budget must fit (see ShoggothFaceLoop)
         f"data.max_response_length={t.max_cot_tokens + t.max_answer_tokens + 2}",
         "data.filter_overlong_prompts=true",
-        f"actor_rollout_ref.model.path={cfg.model}",
+        f"actor_rollout_ref.model.path={resolve_model(cfg.model)}",
         "actor_rollout_ref.model.use_remove_padding=true",
         f"actor_rollout_ref.model.enable_gradient_checkpointing={str(t.gradient_checkpointing).lower()}",
         f"actor_rollout_ref.actor.optim.lr={rl.lr}",
