@@ -1,4 +1,4 @@
-"""What both training stages share: metrics files, checkpoint discovery, progress."""
+"""What both training stages share: metrics files, checkpoint discovery, a stopwatch."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from legible.config import ConfigError
-from legible.progress import Progress, progress
 
 
 class MetricsLog:
@@ -143,11 +142,6 @@ def latest_checkpoint(directory: Path, stage: str) -> Path | None:
 def prune_checkpoints(directory: Path, stage: str, keep: int = 1) -> None:
     for old in _checkpoints(directory, stage)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def progress_bar(enabled: bool = True) -> Progress:
-    """``legible.progress.progress``: a bar on a terminal, plain lines in a log."""
-    return progress(enabled)
 
 
 class Stopwatch:
