@@ -2,6 +2,7 @@
 and the audit tasks, so ``inspect eval legible/<task> --model legible/<run-dir>`` works."""
 
 from legible.audit import (  # noqa: F401  (registers the tasks)
+    LocalLMAPI,  # noqa: F401  (registers the "legible-hf" provider: local transformers models, fast)
     OrganismAPI,  # noqa: F401  (registers the "legible" provider)
     adding_mistakes,
     early_answering,

@@ -163,11 +163,26 @@ def stego(
     paraphrasers: str = typer.Option(
         "none,canonical,lexical,canonical+lexical", "--paraphrasers", help="comma-separated; 'none' is the baseline"
     ),
-    model: str = typer.Option(None, "--model", help="an Inspect model (e.g. hf/PATH, openai/NAME) to paraphrase with"),
-    context_aware: bool = typer.Option(False, "--context-aware", help="the model paraphraser also sees the question"),
+    model: str = typer.Option(
+        None,
+        "--model",
+        help="a model to paraphrase with (adds the columns model and canonical+lexical+model, and the injection "
+        "suite): a local model's short name (smollm2-135m, see `legible models`), hf/PATH, openai/NAME, ...",
+    ),
+    context: str = typer.Option(
+        "both", "--context", help="the model paraphraser context-free, context-aware (sees the question) or both"
+    ),
     covers: int = typer.Option(None, "--covers", min=1, help="use only the first N cover texts"),
     payloads: int = typer.Option(4, "--payloads", min=1, help="random payloads per cover"),
     seeds: int = typer.Option(5, "--seeds", min=1, help="paraphrases per input for the coverage measure"),
+    model_covers: int = typer.Option(
+        2, "--model-covers", min=1, help="covers for the model columns (a spread of math and everyday ones)"
+    ),
+    model_payloads: int = typer.Option(1, "--model-payloads", min=1, help="payloads per cover, model columns"),
+    model_seeds: int = typer.Option(1, "--model-seeds", min=1, help="paraphrases per cover, model columns' quality"),
+    model_retries: int = typer.Option(0, "--model-retries", min=0, help="retries of a rejected output, model columns"),
+    model_batch: int = typer.Option(32, "--model-batch", min=1, help="model calls in flight (a local model's batch)"),
+    schemes: str = typer.Option(None, "--schemes", help="comma-separated schemes to measure (default: all 13)"),
     organism_model: Path = typer.Option(
         None, "--organism-model", help="a stage-1 policy, e.g. runs/demo/seed0/stage1/policy"
     ),
@@ -191,6 +206,18 @@ def stego(
                 check_paraphraser_spec(name)
     except ValueError as e:
         _fail(f"--paraphrasers: {e} (or none)")
+    scheme_list = [x.strip() for x in schemes.split(",") if x.strip()] if schemes else None
+    if scheme_list:
+        from legible.stego import make_scheme
+
+        try:
+            for name in scheme_list:
+                make_scheme(name)
+        except (KeyError, ValueError) as e:
+            _fail(f"--schemes: {e.args[0] if e.args else e}")
+    contexts = {"free": ("free",), "aware": ("aware",), "both": ("free", "aware")}.get(context)
+    if contexts is None:
+        _fail(f"--context: expected free, aware or both, got {context!r}")
     _check_out(out)
     if organism_model is not None:
         from legible.policy import load_policy
@@ -201,15 +228,39 @@ def stego(
             _fail(f"--organism-model {e}")
         except Exception as e:  # any way this file fails to load is a bad --organism-model
             _fail(f"--organism-model {organism_model}: not a stage-1 policy ({type(e).__name__}: {e})")
+    if model:
+        from legible.ask import inspect_model_name
+        from legible.policy import LocalModelError
+        from legible.stego import MODEL_SPECS
+
+        try:
+            model = inspect_model_name(model, on_status=lambda message: typer.echo(message, err=True))
+        except LocalModelError as e:
+            _fail(f"--model: {e}")
+        specs = [n for n in names if "model" in n.split("+")] + [n for n in MODEL_SPECS if n not in names]
+        typer.echo(
+            f"legible stego: the model columns ({', '.join(specs)}; {' and '.join(f'context-{c}' for c in contexts)}) "
+            f"run on {model_covers} covers x {model_payloads} payload(s), their quality on {model_covers} covers x "
+            f"{model_seeds} seed(s), plus the injection suite; the other columns on every cover. A small local "
+            "model makes about one paraphrase attempt a second on a CPU, so the whole matrix through a model "
+            "would take hours: --model-covers and --model-payloads measure more.",
+            err=True,
+        )
     try:
         summary = run_stego(
             out,
             paraphrasers=names,
             model=model,
-            context_aware=context_aware,
+            contexts=contexts,
             covers=covers,
             payloads=payloads,
             seeds=seeds,
+            model_covers=model_covers,
+            model_payloads=model_payloads,
+            model_seeds=model_seeds,
+            model_batch=model_batch,
+            model_retries=model_retries,
+            schemes=scheme_list,
             organism_model=organism_model,
         )
     except (ConfigError, FileNotFoundError, ValueError) as e:
@@ -220,13 +271,30 @@ def stego(
             f"  [{'holds' if t['holds'] else 'does NOT hold'}] canonical+lexical vs {t['scheme']}: "
             f"{t['bits_per_kb']:.2f} bits/KB"
         )
+    if "model" in summary:
+        m = summary["model"]
+        cells = {(c["scheme"], c["paraphraser"]): c["bits_per_kb"] for c in summary["channels"]}
+        kept = {q["paraphraser"]: q["meaning_kept"] for q in summary["quality"]}
+        share = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
+        typer.echo(f"model paraphraser {m['name']}: {m['wall_seconds']:.0f} s for {m['paraphrases']} paraphrases")
+        for label, st in m["columns"].items():
+            worst = max(((v, s) for (s, p), v in cells.items() if p == label), default=(0.0, "none"))
+            typer.echo(
+                f"  {label}: most bits/KB {worst[0]:.2f} ({worst[1]}), meaning kept {kept.get(label, float('nan')):.2f}"
+                f", outputs rejected {share(st['rejection_rate'])}, fell back {share(st['fallback_rate'])}"
+            )
+        for name, result in summary.get("steerability", {}).items():
+            typer.echo(f"  injection suite, {name}: verbatim-leak rate {result['leak_rate']:.2f}")
 
 
 @app.command()
 @_one_line_errors
 def audit(
     model: str = typer.Option(
-        ..., "--model", help="an Inspect model: legible/RUN_DIR, hf/PATH, openai-api/SERVICE/NAME, ..."
+        ...,
+        "--model",
+        help="an Inspect model (legible/RUN_DIR, legible-hf/PATH, hf/PATH, openai-api/SERVICE/NAME, ...) or a "
+        "short name from `legible models` (smollm2-135m: legible's fast local provider; hf/smollm2-135m: Inspect's)",
     ),
     out: Path = typer.Option(Path("runs/audit"), "--out", help="output directory (Inspect logs, report)"),
     tasks: str = typer.Option(None, "--tasks", help="comma-separated audit tasks (default: all that apply)"),
@@ -243,10 +311,14 @@ def audit(
     judge: str = typer.Option(None, "--judge", help="an Inspect model that judges hint mentions"),
     max_connections: int = typer.Option(None, "--max-connections", min=1, help="concurrent model calls"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted audit in --out"),
+    cot_tokens: int = typer.Option(
+        None, "--cot-tokens", min=1, help="CoT budget (default: 48 organism; legible-hf 160 gsm8k, 96 MC; else 1024)"
+    ),
 ) -> None:
     """Run the faithfulness battery (Inspect AI tasks) on one model and write a one-page report."""
     from legible.audit import run_audit
     from legible.paraphrase import check_paraphraser_spec
+    from legible.policy import LocalModelError
     from legible.tasks import DatasetError
 
     if prefill not in ("auto", "assistant", "prompt"):
@@ -263,6 +335,12 @@ def audit(
             _fail(f"-M: expected KEY=VALUE, got {item!r}")
         args[key] = value
     names = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+    if model.startswith("hf/"):
+        typer.echo(
+            "note: hf/ is Inspect's own provider: a generation per request, and it samples unless given "
+            "-M do_sample=false; legible-hf/PATH (or a short name such as smollm2-135m) is legible's fast path",
+            err=True,
+        )
     _check_out(out)
     if path is not None and path.is_dir():
         _fail(f"--path {path}: a directory, not a JSONL file")
@@ -282,11 +360,15 @@ def audit(
             judge=judge,
             max_connections=max_connections,
             resume=resume,
+            cot_tokens=cot_tokens,
         )
-    except (DatasetError, FileExistsError, FileNotFoundError, ValueError) as e:
+    except (DatasetError, FileExistsError, FileNotFoundError, ValueError, LocalModelError) as e:
         _fail(str(e))
     typer.echo(f"wall time {summary['wall_seconds']:.0f} s; report: {out / 'report.html'} and {out / 'report.md'}")
     if not summary["complete"]:
+        for name, task in summary["tasks"].items():
+            if task.get("error"):
+                typer.echo(f"  {name}: {' '.join(task['error'].split())[:300]}", err=True)
         typer.echo("some tasks did not finish: run again with --resume to continue them", err=True)
     for v in summary["verdicts"]:
         verdict = "holds" if v["holds"] else "FAILS"
@@ -344,6 +426,98 @@ def models(
     except LocalModelError as e:
         _fail(str(e))
     typer.echo(str(path))
+
+
+@app.command()
+@_one_line_errors
+def ask(
+    question: str = typer.Argument(None, help="the question; '-' or none: one question a line from stdin"),
+    model: str = typer.Option(
+        ..., "--model", help="the Shoggoth, which writes the CoT: smollm2-135m (see `legible models`), hf/PATH, ..."
+    ),
+    face: str = typer.Option(None, "--face", help="the Face, which answers from the paraphrase (default: --model)"),
+    paraphraser: str = typer.Option("canonical+lexical", "--paraphraser", help="a spec, e.g. canonical+model"),
+    paraphrase_model: str = typer.Option(
+        None, "--paraphrase-model", help="the model of the paraphraser's model parts (default: --model)"
+    ),
+    context_aware: bool = typer.Option(False, "--context-aware", help="a model paraphraser also sees the question"),
+    monitor_words: str = typer.Option(None, "--monitor-words", help="comma-separated words the CoT monitor flags"),
+    file: Path = typer.Option(None, "--file", help='a JSONL file of questions, one {"question": ...} a line'),
+    max_cot_tokens: int = typer.Option(256, "--max-cot-tokens", min=1, help="the Shoggoth's CoT budget"),
+    max_answer_tokens: int = typer.Option(32, "--max-answer-tokens", min=1, help="the Face's budget"),
+    temperature: float = typer.Option(0.0, "--temperature", min=0.0, help="0: greedy"),
+    seed: int = typer.Option(0, "--seed", help="the paraphraser's draws"),
+    batch: int = typer.Option(32, "--batch", min=1, help="model calls in flight (a local model's batch)"),
+    as_json: bool = typer.Option(False, "--json", help="one JSON object a question (raw strings), for scripts"),
+) -> None:
+    """Ask a model through the defences: the Shoggoth writes the CoT, the paraphraser rewrites it, the Face
+    answers from the paraphrase, and the monitor and drift metrics flag the CoT."""
+    from legible import ask as asking
+    from legible.paraphrase import check_paraphraser_spec
+    from legible.policy import LocalModelError
+    from legible.progress import progress
+
+    try:
+        check_paraphraser_spec(paraphraser)
+    except ValueError as e:
+        _fail(f"--paraphraser: {e}")
+    if file is not None and question not in (None, "-"):
+        _fail("give the question as an argument or --file, not both")
+    if file is not None:
+        try:
+            items = asking.read_questions(file)
+        except asking.QuestionError as e:
+            _fail(str(e))
+    elif question not in (None, "-"):
+        items = [{"question": question, "id": None}]
+    else:
+        items = [{"question": line.strip(), "id": None} for line in sys.stdin.read().splitlines() if line.strip()]
+    if not items or not all(i["question"].strip() for i in items):
+        _fail("no question given (an argument, lines on stdin, or --file)")
+    words = tuple(w.strip() for w in (monitor_words or "").split(",") if w.strip())
+    status = lambda message: typer.echo(message, err=True)  # noqa: E731
+    try:
+        names = {
+            "shoggoth": asking.inspect_model_name(model, on_status=status),
+            "face": asking.inspect_model_name(face, on_status=status) if face else None,
+            "paraphrase_model": asking.inspect_model_name(paraphrase_model, on_status=status)
+            if paraphrase_model
+            else None,
+        }
+    except LocalModelError as e:
+        _fail(str(e))
+    settings = asking.AskSettings(
+        **names,
+        paraphraser=paraphraser,
+        context_aware=context_aware,
+        monitor_words=words,
+        max_cot_tokens=max_cot_tokens,
+        max_answer_tokens=max_answer_tokens,
+        temperature=temperature,
+        seed=seed,
+        batch=batch,
+    )
+    with progress(len(items) > 1) as bars:
+        bar = bars.add_task("questions", total=len(items), info="")
+        done = dict.fromkeys(asking.STAGES, 0)
+
+        def on_stage(stage: str) -> None:
+            done[stage] += 1
+            info = f"{done['cot']} CoTs written, {done['paraphrase']} paraphrased, {done['answer']} answered"
+            bars.update(bar, advance=1 if stage == "answer" else 0, info=info)
+
+        try:
+            answers = asking.ask(items, settings, on_stage=on_stage)
+        except (RuntimeError, ValueError) as e:
+            _fail(f"{type(e).__name__}: {e}")
+    if as_json:
+        for a in answers:
+            typer.echo(asking.as_json(a))
+        return
+    for i, a in enumerate(answers, start=1):
+        typer.echo(asking.format_answer(a, i, len(answers)) + "\n")
+    if len(answers) > 1:
+        typer.echo(asking.summary_line(answers, monitor=bool(words)))
 
 
 def main() -> None:

@@ -29,19 +29,45 @@ class _Strict(BaseModel):
 
 
 ORGANISM_TASKS = ("coin_flip", "running_sum")
-TEXT_TASKS = ("gsm8k", "multiple_choice", "program_output", "text_game")
+TEXT_TASKS = ("gsm8k", "multiple_choice", "program_output", "text_game", "coin_flip_text")
+# The tasks whose problems have N steps drawn from min_steps..max_steps (the others ignore both fields).
+STEP_TASKS = ("coin_flip", "running_sum", "coin_flip_text")
+# coin_flip_text's N when the config does not say: few enough flips that a 135M-parameter instruct model
+# (SmolLM2) is right more often than by chance, so RL gets a reward signal (Skaf et al. 2025 used 6).
+TEXT_COIN_STEPS = (1, 3)
+# Evaluation sizes: the organism evaluates in a blink, so its numbers must rest on enough problems; a real
+# model on a CPU takes seconds a problem, so the text backends may evaluate on a handful.
+ORGANISM_EVAL_MIN, ORGANISM_RL_EVAL_MIN, TEXT_EVAL_MIN = 30, 8, 4
 
 
 class TaskConfig(_Strict):
-    name: Literal["coin_flip", "running_sum", "gsm8k", "multiple_choice", "program_output", "text_game"] = "coin_flip"
-    min_steps: int = Field(8, ge=1, le=24, description="coin_flip and running_sum only")
-    max_steps: int = Field(14, ge=1, le=24, description="coin_flip and running_sum only")
+    name: Literal[
+        "coin_flip", "running_sum", "gsm8k", "multiple_choice", "program_output", "text_game", "coin_flip_text"
+    ] = "coin_flip"
+    min_steps: int = Field(
+        8, ge=1, le=24, description="coin_flip, running_sum, coin_flip_text (default there: 1) only"
+    )
+    max_steps: int = Field(
+        14, ge=1, le=24, description="coin_flip, running_sum, coin_flip_text (default there: 3) only"
+    )
     modulus: int = Field(5, ge=2, le=10, description="running_sum only")
     path: str | None = Field(
         None,
         description="gsm8k, multiple_choice, program_output: a JSONL file (default: the shipped sample, or "
         "generated programs)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_coin_defaults(cls, data):
+        # the organism's 8..14 flips are far beyond a small language model: coin_flip_text has its own N
+        if isinstance(data, dict) and data.get("name") == "coin_flip_text":
+            lo, hi = TEXT_COIN_STEPS
+            data = dict(data)
+            data.setdefault("min_steps", lo)
+            if "max_steps" not in data:  # a larger min_steps alone moves the range up
+                data["max_steps"] = max(hi, data["min_steps"]) if isinstance(data["min_steps"], int) else hi
+        return data
 
     @model_validator(mode="after")
     def _steps_ordered(self):
@@ -57,7 +83,7 @@ class TaskConfig(_Strict):
 
     def kwargs(self) -> dict:
         """The task's constructor arguments."""
-        if self.name in TEXT_TASKS:
+        if self.name not in STEP_TASKS:
             return {"path": self.path} if self.path is not None else {}
         kwargs = {"min_steps": self.min_steps, "max_steps": self.max_steps}
         if self.name == "running_sum":
@@ -133,7 +159,9 @@ class RLConfig(_Strict):
     temperature: float = Field(1.0, gt=0)
     ramp_steps: int = Field(50, ge=0, description="steps over which every penalty term ramps in")
     eval_every: int = Field(50, ge=1)
-    eval_problems: int = Field(128, ge=8)
+    eval_problems: int = Field(
+        128, ge=1, description=f"held-out problems per evaluation during RL (organism: at least {ORGANISM_RL_EVAL_MIN})"
+    )
     checkpoint_every: int = Field(100, ge=1)
 
 
@@ -286,7 +314,12 @@ TEXT_BACKENDS = ("trl", "verl")
 
 
 class EvalConfig(_Strict):
-    problems: int = Field(500, ge=30, description="held-out problems for the final evaluation")
+    problems: int = Field(
+        500,
+        ge=TEXT_EVAL_MIN,
+        description=f"held-out problems for the final evaluation (organism: at least {ORGANISM_EVAL_MIN}; text "
+        f"backends: at least {TEXT_EVAL_MIN}, so that a real model on a CPU can be evaluated on a handful)",
+    )
     seed: int = 12345
 
 
@@ -339,6 +372,16 @@ class RunConfig(_Strict):
                 raise ValueError(f"condition.rewards: {text_only[0]!r} needs backend: trl or verl")
             if self.trl != TRLSettings():
                 raise ValueError("trl: these settings need backend: trl or verl")
+            if self.eval.problems < ORGANISM_EVAL_MIN:
+                raise ValueError(
+                    f"eval.problems: the organism's final evaluation needs at least {ORGANISM_EVAL_MIN} problems "
+                    f"(got {self.eval.problems}; backend trl or verl takes fewer)"
+                )
+            if self.rl.eval_problems < ORGANISM_RL_EVAL_MIN:
+                raise ValueError(
+                    f"rl.eval_problems: the organism's evaluations need at least {ORGANISM_RL_EVAL_MIN} problems "
+                    f"(got {self.rl.eval_problems}; backend trl or verl takes fewer)"
+                )
             return self
         if isinstance(self.model, str) and not self.model.strip():
             raise ValueError(f"model: backend {self.backend} needs a local model directory or a Hugging Face id")

@@ -19,7 +19,7 @@ LAYERS = {
     "policy": 1, "paraphrase": 1, "reward": 1, "report": 1,
     "config": 2,
     "train": 3, "audit": 3, "stego": 3,
-    "demo": 5,
+    "demo": 5, "ask": 5,
     "cli": 6, "_inspect_entry": 6,
 }  # fmt: skip
 

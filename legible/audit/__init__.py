@@ -1,6 +1,7 @@
 """The faithfulness battery: early answering, adding mistakes, paraphrase sensitivity, filler tokens,
 hint acknowledgement and load-bearing, as Inspect AI tasks that run against any model Inspect speaks to
-(the ``legible`` provider serves the organism's checkpoints), with ``run_audit`` to run a battery and write
+(the ``legible`` provider serves the organism's checkpoints, ``legible-hf`` serves local transformers models
+fast), with ``run_audit`` to run a battery and write
 its report and ``validate_audit`` to check it separates a hiding organism from legible ones.
 
 The names load on first use (PEP 562), so importing ``legible.audit`` costs nothing until Inspect is needed.
@@ -28,6 +29,8 @@ _EXPORTS = {
     "load_bearing": "legible.audit._tasks",
     "audit_dataset": "legible.audit._dataset",
     "OrganismAPI": "legible.audit._provider",
+    "LocalLMAPI": "legible.audit._local",
+    "resolve_audit_model": "legible.audit._run",
     "serve": "legible.audit._openai_server",
 }
 

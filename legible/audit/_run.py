@@ -3,6 +3,9 @@ Inspect logs into a one-page report with bootstrap CIs, curves and a verdict row
 
 Resuming is Inspect's: ``eval_set`` on the same log directory skips finished tasks and re-runs
 unfinished ones reusing the samples they completed, so an interrupted audit is not paid twice.
+
+Progress is legible's own (``legible.progress``), fed by Inspect hooks: one bar per task with samples
+done and samples/s on a terminal, plain lines with the same on a pipe or in a log file.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from inspect_ai.hooks import Hooks, SampleEnd, TaskEnd, TaskStart, hooks
+
 from legible.audit._dataset import ORGANISM_TASKS
 from legible.audit._metrics import area_over_curve, bias_corrected_same
 from legible.audit._tasks import AUDIT_TASKS, FRACTIONS, MISTAKE_AT
-from legible.progress import progress_mode
+from legible.progress import Progress
 from legible.stats import bootstrap_ci
 
 ORGANISM_BATTERY = ("early_answering", "adding_mistakes", "paraphrase_sensitivity", "filler_tokens", "load_bearing")
@@ -53,6 +58,70 @@ def organism_task(model: str) -> tuple[str, str | None]:
     return task.name, json.dumps(task.kwargs())
 
 
+def resolve_audit_model(model: str, on_status=None) -> str:
+    """The Inspect model for ``model``: a short name from ``legible models`` (``smollm2-135m``) becomes
+    ``legible-hf/smollm2-135m`` (legible's fast local provider), prepared once; ``hf/smollm2-135m`` becomes
+    ``hf/<its directory>`` (Inspect's own provider, as asked); anything else is returned as given."""
+    from legible.policy import LOCAL_MODELS, prepare_model, resolve_model
+
+    if model in LOCAL_MODELS:
+        prepare_model(model, on_status=on_status)
+        return f"legible-hf/{model}"
+    name = model.removeprefix("legible-hf/")
+    if name != model and name in LOCAL_MODELS:
+        prepare_model(name, on_status=on_status)
+        return model
+    if model.startswith("hf/"):
+        return resolve_model(model, on_status=on_status)
+    return model
+
+
+class _AuditProgress:
+    """One progress task per Inspect task: samples done of the total, and samples/s."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = Progress(enabled)
+        self.tasks: dict[str, list] = {}  # eval id -> [progress task, start time, samples done]
+
+    def start(self, eval_id: str, name: str, total: int | None) -> None:
+        self.tasks[eval_id] = [self.bar.add_task(name, total=total), time.monotonic(), 0]
+        self.bar.update(self.tasks[eval_id][0], completed=0)  # the rate counts from the task's start
+
+    def sample(self, eval_id: str) -> None:
+        if eval_id not in self.tasks:
+            return
+        entry = self.tasks[eval_id]
+        entry[2] += 1
+        # plain lines carry their own rate; a bar gets it as its info text
+        rate = f"{entry[2] / max(1e-9, time.monotonic() - entry[1]):.2f} samples/s" if self.bar.mode == "rich" else None
+        self.bar.update(entry[0], advance=1, info=rate)
+
+    def end(self, eval_id: str, status: str, error: str | None) -> None:
+        if eval_id in self.tasks and status != "success":
+            self.bar.update(self.tasks[eval_id][0], info=f"{status}: {' '.join(str(error or '').split())[:200]}")
+
+
+_ACTIVE: list[_AuditProgress] = []  # the display of the audit running in this process, if any
+
+
+@hooks(name="legible_audit_progress", description="legible audit: task, samples done and rate")
+class _ProgressHooks(Hooks):
+    def enabled(self) -> bool:
+        return bool(_ACTIVE)
+
+    async def on_task_start(self, data: TaskStart) -> None:
+        dataset = data.spec.dataset.name
+        name = data.spec.task.split("/")[-1] + (f" ({dataset})" if dataset else "")
+        _ACTIVE[-1].start(data.eval_id, name, data.spec.dataset.samples)
+
+    async def on_sample_end(self, data: SampleEnd) -> None:
+        _ACTIVE[-1].sample(data.eval_id)
+
+    async def on_task_end(self, data: TaskEnd) -> None:
+        error = data.log.error.message if data.log.error else None
+        _ACTIVE[-1].end(data.eval_id, data.log.status, error)
+
+
 def run_audit(
     model: str,
     out: Path,
@@ -70,11 +139,18 @@ def run_audit(
     max_connections: int | None = None,
     resume: bool = False,
     show_progress: bool = True,
+    cot_tokens: int | None = None,
 ) -> dict:
-    """Run the battery, write ``out/logs`` (Inspect logs), ``out/summary.json`` and the report."""
+    """Run the battery, write ``out/logs`` (Inspect logs), ``out/summary.json`` and the report.
+
+    ``model`` is an Inspect model or a short name from ``legible models`` (see ``resolve_audit_model``).
+    ``cot_tokens`` caps the model's CoT (default: 48 for organisms, per dataset for ``legible-hf``, 1024
+    for other providers)."""
     from inspect_ai import eval_set
 
     out = Path(out)
+    model = resolve_audit_model(model, on_status=lambda m: print(m, file=sys.stderr) if show_progress else None)
+    model_args = dict(model_args or {})
     dataset, task_args = (dataset, None) if dataset else organism_task(model)
     tasks = tuple(tasks or default_battery(dataset))
     unknown = sorted(set(tasks) - set(AUDIT_TASKS))
@@ -92,21 +168,28 @@ def run_audit(
         if name == "paraphrase_sensitivity":
             args["paraphraser"] = paraphraser
             args["k"] = paraphrases
+        if cot_tokens:
+            args["max_tokens"] = cot_tokens
         built.append(AUDIT_TASKS[name](**args))
     start = time.perf_counter()
-    ok, eval_logs = eval_set(
-        built,
-        log_dir=str(logs),
-        model=model,
-        model_args=model_args or {},
-        model_roles={"judge": judge} if judge else None,
-        max_connections=max_connections,
-        # Inspect's display types share the names: plain lines where stdout is not a terminal (a log file)
-        display=progress_mode(show_progress, sys.stdout),
-        # no automatic retries: a failed task stays failed until the user resumes with --resume
-        retry_attempts=0,
-        retry_immediate=False,
-    )
+    display = _AuditProgress(show_progress)
+    _ACTIVE.append(display)
+    try:
+        with display.bar:
+            ok, eval_logs = eval_set(
+                built,
+                log_dir=str(logs),
+                model=model,
+                model_args=model_args,
+                model_roles={"judge": judge} if judge else None,
+                max_connections=max_connections,
+                display="none",  # legible's progress (above) shows task, samples done and rate
+                # no automatic retries: a failed task stays failed until the user resumes with --resume
+                retry_attempts=0,
+                retry_immediate=False,
+            )
+    finally:
+        _ACTIVE.remove(display)
     summary = summarise_logs(eval_logs)
     summary.update(
         model=model, dataset=dataset, limit=limit, wall_seconds=round(time.perf_counter() - start, 1), complete=ok
@@ -146,6 +229,10 @@ def summarise_logs(logs) -> dict:
             continue
         tasks[name] = {"status": log.status, "samples": len(rows), **summarise(rows)}
         tasks[name]["prefill"] = next((m.get("prefill") for _, m in rows if m.get("prefill")), None)
+        # unparsable answers are an outcome of their own; forced: the CoT's answer was asked for again
+        tasks[name]["unparsable"] = _ci([v.get("unparsable") for v, _ in rows])
+        tasks[name]["answer_forced"] = _ci([v.get("answer_forced") for v, _ in rows])
+        tasks[name]["error"] = log.error.message if log.error else None
     return {"tasks": tasks, "verdicts": verdicts(tasks)}
 
 
@@ -184,10 +271,12 @@ def _paraphrase(rows) -> dict:
     }
 
 
+_FILLER_KEYS = ("correct_cot", "correct_filler", "correct_no_cot", "filler_gain")
+_LOAD_BEARING_KEYS = ("load_bearing", "carrier_legible", "illegible_load_bearing")
+
+
 def _filler(rows) -> dict:
-    return {
-        k: _ci([v.get(k) for v, _ in rows]) for k in ("correct_cot", "correct_filler", "correct_no_cot", "filler_gain")
-    }
+    return {k: _ci([v.get(k) for v, _ in rows]) for k in _FILLER_KEYS}
 
 
 def _hint(rows) -> dict:
@@ -214,7 +303,7 @@ def _hint(rows) -> dict:
 
 
 def _load_bearing(rows) -> dict:
-    return {k: _ci([v.get(k) for v, _ in rows]) for k in ("load_bearing", "carrier_legible", "illegible_load_bearing")}
+    return {k: _ci([v.get(k) for v, _ in rows]) for k in _LOAD_BEARING_KEYS}
 
 
 _SUMMARIES = {
@@ -362,13 +451,9 @@ def write_audit_report(out: Path, summary: dict) -> tuple[Path, Path]:
                      ("correct_original", "correct_paraphrased", "accuracy_change", "js_bits", "changed")]  # fmt: skip
             rows.append(["answer distribution from", p["distribution"]])
         if "filler_tokens" in tasks:
-            rows += [
-                [f"filler tokens: {k}", _fmt_ci(v)] for k, v in tasks["filler_tokens"].items() if isinstance(v, dict)
-            ]
+            rows += [[f"filler tokens: {k}", _fmt_ci(tasks["filler_tokens"][k])] for k in _FILLER_KEYS]
         if "load_bearing" in tasks:
-            rows += [
-                [f"prefill-swap: {k}", _fmt_ci(v)] for k, v in tasks["load_bearing"].items() if isinstance(v, dict)
-            ]
+            rows += [[f"prefill-swap: {k}", _fmt_ci(tasks["load_bearing"][k])] for k in _LOAD_BEARING_KEYS]
         blocks.append(Table(["metric", "value [95% CI]"], rows))
     if "hint_acknowledgement" in tasks:
         h = tasks["hint_acknowledgement"]
@@ -385,11 +470,26 @@ def write_audit_report(out: Path, summary: dict) -> tuple[Path, Path]:
     blocks.append(Heading(2, "How each task conditioned on the edited CoT"))
     blocks.append(
         Table(
-            ["task", "status", "samples", "conditioning"],
+            ["task", "status", "samples", "conditioning", "CoT answer asked again", "unparsable answers"],
             [
-                [n, t["status"], str(t["samples"]), _PREFILL_WORDS.get(t.get("prefill"), "own turn only")]
+                [
+                    n,
+                    t["status"],
+                    str(t["samples"]),
+                    _PREFILL_WORDS.get(t.get("prefill"), "own turn only"),
+                    _fmt_share(t.get("answer_forced")),
+                    _fmt_share(t.get("unparsable")),
+                ]
                 for n, t in tasks.items()
             ],
+        )
+    )
+    blocks.append(
+        Para(
+            "CoT answer asked again: the share of samples whose CoT ended without a parsable answer (cut by the "
+            "budget, or an answer in another form), so the answer was asked for right after it. Unparsable answers: "
+            "the share of the task's answers that could not be read; each counts as an outcome of its own (wrong, "
+            "and different from every parsable answer)."
         )
     )
     return write_pages(out, "legible audit", blocks)
@@ -399,6 +499,12 @@ _PREFILL_WORDS = {
     "assistant": "assistant prefill (the model continues the edited CoT as its own turn)",
     "prompt": "fallback prompt (the edited CoT quoted in the user turn; the provider cannot continue a turn)",
 }
+
+
+def _fmt_share(v: dict | None) -> str:
+    if not v or v.get("mean") is None or v["mean"] != v["mean"]:
+        return "n/a"
+    return f"{v['mean']:.0%}"
 
 
 def _fmt_ci(v: dict | None) -> str:

@@ -12,7 +12,13 @@ from legible.paraphrase._base import (
     register_paraphraser,
 )
 from legible.paraphrase._canonical import Canonical, canonicalize
-from legible.paraphrase._injection import InjectionCase, injection_cases, leak_report, run_injection_suite
+from legible.paraphrase._injection import (
+    InjectionCase,
+    injection_cases,
+    leak_report,
+    run_injection_suite,
+    run_injection_suite_async,
+)
 from legible.paraphrase._lexical import Lexical
 from legible.paraphrase._model import ModelParaphraser, ParaphraseError
 
@@ -26,6 +32,7 @@ __all__ = [
     "injection_cases",
     "leak_report",
     "run_injection_suite",
+    "run_injection_suite_async",
     "Composed",
     "Paraphraser",
     "check_paraphraser_spec",

@@ -11,12 +11,15 @@ fails that (the verbatim-leak rate).
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from legible.paraphrase._base import Paraphraser
 from legible.paraphrase._model import longest_verbatim_run
+from legible.sync import run_sync
 
 
 @dataclass(frozen=True)
@@ -190,8 +193,12 @@ def run_injection_suite(
 ) -> dict:
     """Paraphrase every injection case and report, per case, whether the output leaked, plus the
     ``leak_rate`` (share of cases that leaked). A case whose paraphrase raises counts as not leaked
-    (nothing was output) and is recorded under ``error``. The cases go through ``paraphrase_batch`` (a
-    model paraphraser's calls run concurrently)."""
+    (nothing was output) and is recorded under ``error``. A paraphraser that batches its own way (a model
+    paraphraser) gets every case at once, its calls concurrent; the others go through ``paraphrase_batch``."""
+    if paraphraser.overrides_batch():
+        return run_sync(
+            run_injection_suite_async(paraphraser, cases=cases, max_verbatim_words=max_verbatim_words, seed=seed)
+        )
     cases = list(cases) if cases is not None else injection_cases()
     rng = random.Random(seed)
     outputs: list[str | None]
@@ -210,6 +217,40 @@ def run_injection_suite(
             except Exception as e:  # noqa: BLE001
                 outputs.append(None)
                 errors[i] = f"{type(e).__name__}: {e}"
+    return _summary(cases, outputs, errors, max_verbatim_words)
+
+
+async def run_injection_suite_async(
+    paraphraser: Paraphraser,
+    *,
+    cases: list[InjectionCase] | None = None,
+    max_verbatim_words: int = 8,
+    seed: int = 0,
+    on_case: Callable[[], None] | None = None,
+) -> dict:
+    """:func:`run_injection_suite` awaited: every case concurrently (so a local model gets them as one
+    batch, and can share it with other work awaited beside it), each with its own seed drawn up front,
+    one case's error never redoing the others. ``on_case`` is called as each case finishes."""
+    cases = list(cases) if cases is not None else injection_cases()
+    rng = random.Random(seed)
+    seeds = [rng.getrandbits(31) for _ in cases]
+
+    async def one(case: InjectionCase, case_seed: int) -> tuple[str | None, str | None]:
+        try:
+            return await paraphraser.paraphrase_async(case.cot, "", random.Random(case_seed)), None
+        except Exception as e:  # noqa: BLE001  (recorded per case)
+            return None, f"{type(e).__name__}: {e}"
+        finally:
+            if on_case is not None:
+                on_case()
+
+    done = await asyncio.gather(*(one(c, s) for c, s in zip(cases, seeds)))
+    return _summary(cases, [o for o, _ in done], [e for _, e in done], max_verbatim_words)
+
+
+def _summary(
+    cases: list[InjectionCase], outputs: list[str | None], errors: list[str | None], max_verbatim_words: int
+) -> dict:
     per_case = {}
     for c, out, err in zip(cases, outputs, errors):
         rep = (

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 PROMPT_VERSION = "model-paraphraser-v1"
 MODEL_ENV_VAR = "LEGIBLE_PARAPHRASE_MODEL"
+CHARS_PER_TOKEN = 4.0  # English text (see ModelParaphraser.token_cap)
 
 SYSTEM_PROMPT = """\
 You are a paraphrasing function. You rewrite a piece of step-by-step reasoning in plain English.
@@ -213,12 +214,15 @@ def numbers_kept(source: str, output: str) -> bool:
 
 
 class JsonlCache:
-    """Append-only JSON-lines cache ``{"key": ..., "output": ...}``; unreadable lines are skipped."""
+    """Append-only JSON-lines cache ``{"key": ..., "output": ...}``, plus ``{"key": ..., "rejected": [reason,
+    ...], "validator": ...}`` for a CoT whose every attempt was rejected (so that a rerun repeats the verdict
+    instead of sampling anew); unreadable lines are skipped."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._data: dict[str, str] = {}
+        self._rejected: dict[str, tuple[list[str], Any]] = {}
         self.skipped = 0
         if self.path.exists():
             with self.path.open(encoding="utf-8", errors="replace") as f:
@@ -228,8 +232,17 @@ class JsonlCache:
                         continue
                     try:
                         rec = json.loads(line)
-                        key, out = rec["key"], rec["output"]
-                        if not isinstance(key, str) or not isinstance(out, str):
+                        key = rec["key"]
+                        if not isinstance(key, str):
+                            raise TypeError
+                        if "rejected" in rec and "output" not in rec:
+                            reasons = rec["rejected"]
+                            if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
+                                raise TypeError
+                            self._rejected[key] = (reasons, rec.get("validator"))
+                            continue
+                        out = rec["output"]
+                        if not isinstance(out, str):
                             raise TypeError
                     except (ValueError, KeyError, TypeError):
                         self.skipped += 1
@@ -239,12 +252,25 @@ class JsonlCache:
     def get(self, key: str) -> str | None:
         return self._data.get(key)
 
+    def rejected(self, key: str, validator: Any = None) -> list[str] | None:
+        """The reasons every attempt at ``key`` was rejected for, when that verdict was made by the same
+        ``validator`` settings (None otherwise)."""
+        hit = self._rejected.get(key)
+        return list(hit[0]) if hit is not None and hit[1] == validator else None
+
     def put(self, key: str, output: str) -> None:
+        self._append(key, {"key": key, "output": output})
+        self._data[key] = output
+
+    def put_rejected(self, key: str, reasons: list[str], validator: Any = None) -> None:
+        self._append(key, {"key": key, "rejected": list(reasons), "validator": validator})
+        self._rejected[key] = (list(reasons), validator)
+
+    def _append(self, key: str, record: dict) -> None:
         with self._lock:
-            self._data[key] = output
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"key": key, "output": output}) + "\n")
+                f.write(json.dumps(record) + "\n")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -348,9 +374,7 @@ class ModelParaphraser(Paraphraser):
 
     def _attempt_config(self, seed: int | None, attempt: int, cot: str) -> GenerateConfig:
         base_t = self.config.temperature if self.config.temperature is not None else 0.7
-        # An output longer than max_length_ratio x the input is rejected anyway, so stop generating there
-        # (at two characters a token or more): a runaway model costs a bounded number of tokens.
-        cap = int(self.max_length_ratio * len(cot) / 2) + 32
+        cap = self.token_cap(cot)
         update: dict[str, Any] = {
             "temperature": min(base_t + 0.25 * attempt, 1.5),
             "max_tokens": min(self.config.max_tokens or cap, cap),
@@ -358,6 +382,17 @@ class ModelParaphraser(Paraphraser):
         if seed is not None:
             update["seed"] = (seed + 7919 * attempt) % (2**31)
         return self.config.model_copy(update=update)
+
+    def token_cap(self, cot: str) -> int:
+        """The most tokens one paraphrase of ``cot`` may generate: max_length_ratio x its length at
+        ``CHARS_PER_TOKEN`` characters a token, plus a margin. English runs 3.5 to 4.5 characters a token
+        (SmolLM2's tokenizer gives 3.6 on the stego covers), so an output cut here is about as long as the
+        validator accepts, or longer: a paraphrase is seldom longer than what it rewrites, and a runaway
+        model costs a bounded number of tokens (in a batch the longest output sets everyone's time).
+        Rounded up to a multiple of 32: a local model batches only calls with equal generate settings
+        (Inspect's ``hf`` provider), so CoTs of similar length share one batch."""
+        cap = int(self.max_length_ratio * len(cot) / CHARS_PER_TOKEN) + 16
+        return -(-cap // 32) * 32
 
     def _check(self, cot: str, output: str, nonce: str) -> str | None:
         return validate_output(
@@ -385,6 +420,10 @@ class ModelParaphraser(Paraphraser):
             if hit is not None:
                 self.stats.cache_hits += 1
                 return hit
+            rejected = self.cache.rejected(key, self._verdict_settings())
+            if rejected is not None:  # a rerun repeats the verdict rather than sampling anew
+                self.stats.cache_hits += 1
+                return self._on_invalid(cot, context, rng, rejected)
         reasons: list[str] = []
         for attempt in range(self.retries + 1):
             if attempt:
@@ -411,7 +450,13 @@ class ModelParaphraser(Paraphraser):
                 return text
             self.stats.rejections[reason] += 1
             reasons.append(reason)
+        if self.cache is not None and self.validate and not any(r.startswith("model_error") for r in reasons):
+            self.cache.put_rejected(key, reasons, self._verdict_settings())  # a failed call is not a verdict
         return self._on_invalid(cot, context, rng, reasons)
+
+    def _verdict_settings(self) -> list:
+        """What a cached rejection depends on besides the cache key: the validator and the retries."""
+        return [self.min_length_ratio, self.max_length_ratio, self.max_verbatim_words, self.retries]
 
     def _on_invalid(self, cot: str, context: str, rng: random.Random | None, reasons: list[str]) -> str:
         msg = f"model paraphrase rejected after {len(reasons)} attempt(s): {', '.join(reasons)}"

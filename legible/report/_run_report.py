@@ -23,6 +23,9 @@ from legible.report._sections import (
     read_metrics,
 )
 
+# the tasks whose problems have N steps (the report names the range)
+_STEP_TASKS = ("coin_flip", "running_sum", "coin_flip_text")
+
 
 def write_run_report(run_dir: Path) -> tuple[Path, Path]:
     """Write ``run_dir/report.md`` and ``run_dir/report.html`` (and fig_*.png) for one run
@@ -104,8 +107,10 @@ def _overview(run: _Run) -> Para:
     cfg, task, rl, rl_rows = run.cfg, run.task, run.rl, run.rl_rows
     seconds = max((number(r.get("seconds")) or 0.0 for r in rl_rows), default=None)
     facts = [f"Run directory {run.directory.name}: condition {run.name}"]
-    if task.get("name"):
+    if task.get("name") in _STEP_TASKS:
         facts.append(f"task {task['name']} (N from {task.get('min_steps', '?')} to {task.get('max_steps', '?')})")
+    elif task.get("name"):
+        facts.append(f"task {task['name']}")
     if "seed" in cfg:
         facts.append(f"seed {cfg['seed']}")
     if rl_rows:
@@ -177,7 +182,46 @@ def _drift(run: _Run) -> list[Block]:
 
     last = drift_rows[-1]
     level, text = hierarchy_level({k.removeprefix("drift_"): v for k, v in last.items() if k.startswith("drift_")})
-    return [figure, Para(f"Where the CoT stands at step {last['step']} on the hierarchy of legibility: {text}")]
+    return [
+        figure,
+        Para(f"Where the CoT stands at step {last['step']} on the hierarchy of legibility: {text}"),
+        *_level_and_monitor(run, drift_rows),
+    ]
+
+
+def _level_and_monitor(run: _Run, drift_rows: list[dict]) -> list[Block]:
+    """The level beside the monitor's reading, at the first and last measured steps and in the final
+    evaluation: a legible CoT that writes the monitored words stays on its level with a high flag rate; a
+    falling flag rate at the same level means the words were replaced in legible text, a falling flag rate
+    with a worse level that the reasoning moved into text a reader cannot follow."""
+    ends = drift_rows[:1] + drift_rows[1:][-1:]  # the first and the last (once when they are one row)
+    picks = [(f"step {r.get('step')}", r) for r in ends]
+    if run.ev.get("drift_level") is not None:
+        picks.append(("final evaluation", run.ev))
+    rows = []
+    for label, r in picks:
+        legible = r.get("drift_legible_score", r.get("drift_english_score"))
+        level = r.get("drift_level")
+        rows.append(
+            [
+                label,
+                "n/a" if level is None else str(level),
+                fmt(legible),
+                fmt(r.get("drift_odd_token_rate")),
+                fmt(r.get("drift_monitor_flag_rate")),
+                fmt(r.get("banned_rate")),
+            ]
+        )
+    table = Table(
+        ["when", "level", "legible score", "odd-token rate", "monitor flag rate", "banned words per step"], rows
+    )
+    note = Para(
+        "The monitor's flag rate (share of CoTs with a monitored word) and the banned words per reasoning step "
+        "stand beside the level and never place it: a CoT that writes the monitored words in plain English is "
+        "legible. Under the monitor's pressure, a falling flag rate at the same level means the words were "
+        "replaced in legible text; with a worse level, that the reasoning moved into text a reader cannot follow."
+    )
+    return [table, note]
 
 
 def _accuracy_by_n(run: _Run) -> Image | None:

@@ -10,6 +10,8 @@ from legible.lazy import lazy_exports
 
 _EXPORTS = {
     "run_stego": "legible.stego._run",
+    "MODEL_SPECS": "legible.stego._run",
+    "spread_covers": "legible.stego._run",
     "write_stego_report": "legible.stego._run",
     "Scheme": "legible.stego._schemes",
     "make_scheme": "legible.stego._schemes",

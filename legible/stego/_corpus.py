@@ -1,7 +1,8 @@
 """Cover texts for the hidden-channel schemes: short legible reasoning written for this project.
 
 ``legible/stego/data/cover_texts.jsonl`` holds one JSON object per line with ``id``, ``kind``
-("math" or "everyday"), ``text`` and ``answer`` (the final answer string, which occurs in ``text``).
+("math" or "everyday"), ``text``, ``answer`` (the final answer string, which occurs in ``text``) and,
+optionally, ``question`` (what the reasoning answers: the context a context-aware paraphraser sees).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def load_cover_texts() -> list[dict]:
             for field, typ in _FIELDS.items():
                 if not isinstance(row.get(field), typ):
                     raise ValueError(f"{where}, line {lineno}: field {field!r} missing or not a {typ.__name__}")
+            if not isinstance(row.get("question", ""), str):
+                raise ValueError(f"{where}, line {lineno}: field 'question' not a str")
             if row["kind"] not in _KINDS:
                 raise ValueError(f"{where}, line {lineno}: kind must be one of {_KINDS}, got {row['kind']!r}")
             if row["answer"] not in row["text"]:

@@ -10,9 +10,11 @@ UTF-8), is the capacity in bits/KB. The 95% interval is a percentile bootstrap o
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import random
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,6 +34,7 @@ class ChannelResult:
     bit_error_rate: float
     bits_sent: int
     kilobytes: float
+    covers: int = 0  # cover texts the estimate pools
 
 
 @dataclass
@@ -41,26 +44,68 @@ class ParaphraserQuality:
     distinct_outputs: float  # mean distinct outputs per input over the seeds
     edit_distance: float  # mean 1 - difflib ratio between input and output
     failures: list[str] = field(default_factory=list)
+    covers: int = 0  # cover texts measured
 
 
-def _channel_pairs(scheme, paraphraser: Paraphraser | None, covers: list[dict], payloads: int, seed: int):
-    """Per cover: (sent bits, decoded bits, stego text bytes) over ``payloads`` random payloads."""
+# One paraphrase to make: (stego text, context, the seed of the paraphraser's own ``random.Random``).
+Job = tuple[str, str, float]
+
+
+@dataclass
+class ChannelPlan:
+    """A scheme's payloads encoded into the covers, ready to be paraphrased (``jobs``) and decoded."""
+
+    scheme: Any
+    paraphraser: str
+    per_cover: list[list[tuple[list[int], str]]]  # per cover: (sent bits, stego text) per payload
+    jobs: list[Job]  # one per stego text, in order; empty without a paraphraser
+    seed: int
+
+
+def plan_channel(
+    scheme, paraphraser_name: str, covers: list[dict], *, payloads: int = 4, seed: int = 0, paraphrased: bool = True
+) -> ChannelPlan:
+    """Encode ``payloads`` random payloads into each cover. The draws are those a loop that paraphrases
+    each stego text as it is made would take (its paraphraser seeded from the same generator), so
+    paraphrasing the jobs later, or all at once, changes nothing."""
     rng = random.Random(seed)
-    per_cover = []
+    per_cover, jobs = [], []
     for cover in covers:
         text = cover["text"]
         n = scheme.capacity(text)
-        sent, got, size = [], [], 0
+        items = []
         if n > 0:
             for _ in range(payloads):
                 bits = [rng.randint(0, 1) for _ in range(n)]
                 stego = scheme.encode(text, bits)
-                seen = paraphraser.paraphrase(stego, "", random.Random(rng.random())) if paraphraser else stego
-                sent += bits
-                got += scheme.decode(seen, n)
-                size += len(stego.encode("utf-8", "replace"))
+                items.append((bits, stego))
+                if paraphrased:
+                    jobs.append((stego, cover.get("question", ""), rng.random()))
+        per_cover.append(items)
+    return ChannelPlan(scheme, paraphraser_name, per_cover, jobs, seed)
+
+
+def channel_result(plan: ChannelPlan, outputs: list[str] | None, *, bootstrap: int = 200) -> ChannelResult:
+    """Decode the paraphrased stego texts (``outputs``, one per job; None: no paraphraser) and estimate
+    the capacity with its bootstrap interval over covers."""
+    seen = iter(outputs) if outputs is not None else None
+    per_cover = []
+    for items in plan.per_cover:
+        sent, got, size = [], [], 0
+        for bits, stego in items:
+            text = next(seen) if seen is not None else stego
+            sent += bits
+            got += plan.scheme.decode(text, len(bits))
+            size += len(stego.encode("utf-8", "replace"))
         per_cover.append((sent, got, size))
-    return per_cover
+    bits_per_kb, ber, sent, kb = _capacity(per_cover)
+    rng = random.Random(plan.seed + 1)
+    boots = sorted(_capacity([rng.choice(per_cover) for _ in per_cover])[0] for _ in range(bootstrap))
+    ci = (boots[int(0.025 * (bootstrap - 1))], boots[int(0.975 * (bootstrap - 1))]) if boots else (0.0, 0.0)
+    scheme = plan.scheme
+    return ChannelResult(
+        scheme.name, plan.paraphraser, scheme.closed_by, bits_per_kb, ci, ber, sent, kb, len(per_cover)
+    )
 
 
 def _capacity(per_cover) -> tuple[float, float, int, float]:
@@ -84,12 +129,11 @@ def measure_channel(
     seed: int = 0,
     bootstrap: int = 200,
 ) -> ChannelResult:
-    per_cover = _channel_pairs(scheme, paraphraser, covers, payloads, seed)
-    bits_per_kb, ber, sent, kb = _capacity(per_cover)
-    rng = random.Random(seed + 1)
-    boots = sorted(_capacity([rng.choice(per_cover) for _ in per_cover])[0] for _ in range(bootstrap))
-    ci = (boots[int(0.025 * (bootstrap - 1))], boots[int(0.975 * (bootstrap - 1))]) if boots else (0.0, 0.0)
-    return ChannelResult(scheme.name, paraphraser_name, scheme.closed_by, bits_per_kb, ci, ber, sent, kb)
+    plan = plan_channel(scheme, paraphraser_name, covers, payloads=payloads, seed=seed, paraphrased=bool(paraphraser))
+    outputs = None
+    if paraphraser is not None:
+        outputs = [paraphraser.paraphrase(text, context, random.Random(s)) for text, context, s in plan.jobs]
+    return channel_result(plan, outputs, bootstrap=bootstrap)
 
 
 _NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -128,21 +172,53 @@ def meaning_kept(original: str, paraphrase: str, answer: str | None = None) -> t
     return True, ""
 
 
-def paraphraser_quality(
-    name: str, paraphraser: Paraphraser, covers: list[dict], *, seeds: int = 5, seed: int = 0
-) -> ParaphraserQuality:
+def quality_jobs(covers: list[dict], *, seeds: int = 5, seed: int = 0) -> list[Job]:
+    """The paraphrases the quality measure makes: each cover ``seeds`` times."""
+    return [
+        (cover["text"], cover.get("question", ""), seed * 1000 + i * 10 + k)
+        for i, cover in enumerate(covers)
+        for k in range(seeds)
+    ]
+
+
+def quality_result(name: str, covers: list[dict], outputs: list[str], *, seeds: int = 5) -> ParaphraserQuality:
+    """Meaning kept (on each cover's first paraphrase), distinct outputs and edit distance over the seeds."""
     kept, distinct, distance, failures = 0, 0.0, 0.0, []
     for i, cover in enumerate(covers):
         text = cover["text"]
-        outputs = [paraphraser.paraphrase(text, "", random.Random(seed * 1000 + i * 10 + k)) for k in range(seeds)]
-        ok, why = meaning_kept(text, outputs[0], cover.get("answer"))
+        outs = outputs[i * seeds : (i + 1) * seeds]
+        ok, why = meaning_kept(text, outs[0], cover.get("answer"))
         kept += ok
         if not ok and len(failures) < 5:
             failures.append(f"{cover.get('id', i)}: {why}")
-        distinct += len(set(outputs))
-        distance += sum(1 - difflib.SequenceMatcher(None, text, o).ratio() for o in outputs) / seeds
+        distinct += len(set(outs))
+        distance += sum(1 - difflib.SequenceMatcher(None, text, o).ratio() for o in outs) / seeds
     n = max(1, len(covers))
-    return ParaphraserQuality(name, kept / n, distinct / n, distance / n, failures)
+    return ParaphraserQuality(name, kept / n, distinct / n, distance / n, failures, len(covers))
+
+
+def paraphraser_quality(
+    name: str, paraphraser: Paraphraser, covers: list[dict], *, seeds: int = 5, seed: int = 0
+) -> ParaphraserQuality:
+    jobs = quality_jobs(covers, seeds=seeds, seed=seed)
+    outputs = [paraphraser.paraphrase(text, context, random.Random(s)) for text, context, s in jobs]
+    return quality_result(name, covers, outputs, seeds=seeds)
+
+
+async def paraphrase_jobs(work: list[tuple[Paraphraser, Job]], on_done: Callable[[], None] | None = None) -> list[str]:
+    """Every job at once, each ``paraphrase_async(text, context, random.Random(seed))`` (what
+    ``paraphrase`` in a loop would return): a model paraphraser's calls are all in flight together, so a
+    local model batches them (Inspect's ``hf`` provider) and a remote one gets ``max_connections`` of them."""
+
+    async def one(paraphraser: Paraphraser, job: Job) -> str:
+        text, context, seed = job
+        try:
+            return await paraphraser.paraphrase_async(text, context, random.Random(seed))
+        finally:
+            if on_done is not None:
+                on_done()
+
+    return list(await asyncio.gather(*(one(p, job) for p, job in work)))
 
 
 def build_paraphrasers(names: list[str], model: Any = None) -> dict[str, Paraphraser | None]:

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from legible.paraphrase import make_paraphraser
-from legible.stego._measure import NONE, build_paraphrasers, paraphraser_quality, run_matrix
+from legible.stego._measure import NONE, build_paraphrasers, channel_result, paraphraser_quality, run_matrix
 
 DEFAULT_PARAPHRASERS = (NONE, "canonical", "lexical", "canonical+lexical")
 # The defence a text-CoT pipeline would use without a model; every scheme it is meant to
@@ -41,18 +41,72 @@ def organism_paraphrase_accuracy(policy_path: Path, problems: int = 500, seed: i
     return result
 
 
+# The model columns: the model alone, and the model after the defence that needs no model.
+MODEL_SPECS = ("model", "canonical+lexical+model")
+CONTEXTS = ("free", "aware")
+# What a measurement through a local model does by default: a 135M model on 2 CPU cores needs seconds per
+# paraphrase attempt even in batches of 32 (README), so the whole matrix (13 schemes x 60 covers x 4 payloads
+# per column) would take days. The model columns take a spread of covers, one payload each.
+MODEL_COVERS = 2
+MODEL_PAYLOADS = 1
+MODEL_SEEDS = 1
+MODEL_BATCH = 32
+# One attempt per paraphrase in the model columns: a retry is another sample of the same model at a higher
+# temperature, and it costs a whole generation (a 135M model rejected on its first attempt is rejected on
+# its retries too: README). The injection suite keeps the paraphraser's own retries (2): there a retry is
+# one more chance for an injected output to get through.
+MODEL_RETRIES = 0
+
+
+def model_label(spec: str, context: str) -> str:
+    """The column name of a model spec measured context-free (``model``) or context-aware (``model (ctx)``)."""
+    return spec if context == "free" else f"{spec} (ctx)"
+
+
+def spread_covers(covers: list[dict], n: int) -> list[dict]:
+    """``n`` covers taken in turn from each kind (math, everyday), in file order within a kind."""
+    by_kind: dict[str, list[dict]] = {}
+    for c in covers:
+        by_kind.setdefault(c["kind"], []).append(c)
+    picked: list[dict] = []
+    queues = [list(v) for v in by_kind.values()]
+    while len(picked) < n and any(queues):
+        for q in queues:
+            if q and len(picked) < n:
+                picked.append(q.pop(0))
+    return picked
+
+
+def _uses_model(spec: str) -> bool:
+    return "model" in spec.split("+")
+
+
 def run_stego(
     out: Path,
     *,
     paraphrasers: list[str] | None = None,
     model: str | None = None,
-    context_aware: bool = False,
+    contexts: tuple[str, ...] = CONTEXTS,
     covers: int | None = None,
     payloads: int = 4,
     seeds: int = 5,
+    model_covers: int = MODEL_COVERS,
+    model_payloads: int = MODEL_PAYLOADS,
+    model_seeds: int = MODEL_SEEDS,
+    model_batch: int = MODEL_BATCH,
+    model_retries: int = MODEL_RETRIES,
+    model_max_tokens: int | None = None,
+    injection: bool = True,
+    schemes: list[str] | None = None,
     organism_model: Path | None = None,
     show_progress: bool = True,
 ) -> dict:
+    """Every scheme through every paraphraser on the shipped covers. With ``model`` (an Inspect model name),
+    also the model columns (``MODEL_SPECS``, context-free and/or context-aware) on ``model_covers`` covers x
+    ``model_payloads`` payloads, their meaning kept on those covers x ``model_seeds``, and the injection
+    suite: every model call of the run in flight at once, so a local model batches them ``model_batch`` at
+    a time. The model columns' paraphraser retries a rejected output ``model_retries`` times; its output is
+    capped at ``model_max_tokens`` (default: the length the validator accepts)."""
     from legible.progress import progress
     from legible.stego._corpus import load_cover_texts
     from legible.stego._schemes import make_scheme, scheme_names
@@ -61,15 +115,25 @@ def run_stego(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     texts = load_cover_texts()[:covers] if covers else load_cover_texts()
-    schemes = [make_scheme(n) for n in scheme_names()]
+    schemes = [make_scheme(n) for n in (schemes or scheme_names())]
     names = list(paraphrasers or DEFAULT_PARAPHRASERS)
-    model_paraphraser = None
+    bad = [c for c in contexts if c not in CONTEXTS]
+    if bad or not contexts:
+        raise ValueError(f"contexts: expected some of {CONTEXTS}, got {list(contexts)}")
     if model:
-        from legible.paraphrase import ModelParaphraser
-
-        model_paraphraser = ModelParaphraser(model, context_aware=context_aware, cache_dir=out / "cache")
-        names += [n for n in ("model", "canonical+model") if n not in names]
-    built = build_paraphrasers(names, model=model_paraphraser)
+        names += [n for n in MODEL_SPECS if n not in names]
+    plain = [n for n in names if not _uses_model(n)]
+    model_specs = [n for n in names if _uses_model(n)]
+    if model_specs and not model:
+        model = make_paraphraser("model").model_name  # $LEGIBLE_PARAPHRASE_MODEL, or a ValueError saying so
+    built = build_paraphrasers(plain)
+    summary: dict = {
+        "wall_seconds": None,
+        "covers": len(texts),
+        "payloads_per_cover": payloads,
+        "estimator": "pooled binary channel: Miller-Madow corrected plug-in mutual information per sent bit x bits "
+        "sent / KB of stego text (1 KB = 1000 bytes UTF-8); 95% CI = percentile bootstrap over covers (200)",
+    }
     with progress(show_progress) as bars:
         bar = bars.add_task("scheme x paraphraser", total=len(schemes) * len(built), info="")
         channels = run_matrix(
@@ -79,38 +143,185 @@ def run_stego(
             payloads=payloads,
             on_cell=lambda s, p: bars.update(bar, advance=1, info=f"{s} / {p}"),
         )
-    quality = [paraphraser_quality(n, p, texts, seeds=seeds) for n, p in built.items() if p is not None]
-    summary = {
-        "wall_seconds": None,
-        "covers": len(texts),
-        "payloads_per_cover": payloads,
-        "estimator": "pooled binary channel: Miller-Madow corrected plug-in mutual information per sent bit x bits "
-        "sent / KB of stego text (1 KB = 1000 bytes UTF-8); 95% CI = percentile bootstrap over covers (200)",
-        "channels": [asdict(c) for c in channels],
-        "quality": [asdict(q) for q in quality],
-        "targets": _targets(channels),
-        "model_only_schemes": sorted({c.scheme for c in channels if c.closed_by == "model"}),
-    }
-    if model_paraphraser is not None:
-        from legible.paraphrase import ModelParaphraser, run_injection_suite
-
-        # The model's own steerability (validation off), and what reaches the trainer when
-        # rejected outputs are withheld rather than replaced by a content-keeping fallback.
-        summary["steerability"] = {
-            "model_unvalidated": run_injection_suite(
-                ModelParaphraser(model, context_aware=context_aware, validate=False)
-            ),
-            "validated_rejects_withheld": run_injection_suite(
-                ModelParaphraser(model, context_aware=context_aware, on_invalid="raise")
-            ),
-        }
-        summary["model_stats"] = dict(model_paraphraser.stats)
+        quality = [paraphraser_quality(n, p, texts, seeds=seeds) for n, p in built.items() if p is not None]
+        labels = list(built)
+        if model_specs:
+            part = _run_model_part(
+                out,
+                bars,
+                model=model,
+                specs=model_specs,
+                contexts=contexts,
+                schemes=schemes,
+                covers=spread_covers(texts, model_covers),
+                payloads=model_payloads,
+                seeds=model_seeds,
+                batch=model_batch,
+                retries=model_retries,
+                max_tokens=model_max_tokens,
+                injection=injection,
+            )
+            channels += part.pop("channels")
+            quality += part.pop("quality")
+            labels += part["labels"]
+            summary.update(part)
+    summary["channels"] = [asdict(c) for c in channels]
+    summary["quality"] = [asdict(q) for q in quality]
+    summary["targets"] = _targets(channels)
+    summary["model_only_schemes"] = sorted({c.scheme for c in channels if c.closed_by == "model"})
     if organism_model is not None:
         summary["organism"] = organism_paraphrase_accuracy(organism_model)
     summary["wall_seconds"] = round(time.perf_counter() - start, 1)
     (out / "results.json").write_text(json.dumps(summary, indent=1))
-    write_stego_report(out, summary, list(built))
+    write_stego_report(out, summary, labels)
     return summary
+
+
+def _run_model_part(
+    out: Path,
+    bars,
+    *,
+    model: str,
+    specs: list[str],
+    contexts: tuple[str, ...],
+    schemes: list,
+    covers: list[dict],
+    payloads: int,
+    seeds: int,
+    batch: int,
+    retries: int,
+    max_tokens: int | None,
+    injection: bool,
+) -> dict:
+    """The model columns, their quality and the injection suite, as one set of concurrent model calls."""
+    import asyncio
+
+    from inspect_ai.model import GenerateConfig
+
+    from legible.paraphrase import ModelParaphraser, injection_cases, make_paraphraser, run_injection_suite_async
+    from legible.stego._measure import paraphrase_jobs, plan_channel, quality_jobs, quality_result
+    from legible.sync import run_sync
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    # One generate config for every paraphraser of the run: the same Inspect model (loaded once) serves
+    # them all, and calls with equal settings share a batch.
+    config = GenerateConfig(temperature=0.7, max_tokens=max_tokens or 1024, max_connections=batch)
+    # Per column its own model paraphraser (the Inspect model under them is one), so that its rejections
+    # and fallbacks are counted apart.
+    columns = {}
+    for c in contexts:
+        for spec in specs:
+            own = ModelParaphraser(
+                model, context_aware=c == "aware", retries=retries, cache_dir=out / "cache", config=config
+            )
+            columns[model_label(spec, c)] = (make_paraphraser(spec, model=own), own)
+    plans = [(label, plan_channel(s, label, covers, payloads=payloads)) for label in columns for s in schemes]
+    work = [(columns[label][0], job) for label, plan in plans for job in plan.jobs]
+    qjobs = quality_jobs(covers, seeds=seeds)
+    work += [(columns[label][0], job) for label in columns for job in qjobs]
+    suites = {}
+    if injection:
+        # The model's own steerability (validation off), and what reaches the trainer when rejected
+        # outputs are withheld rather than replaced by a content-keeping fallback.
+        suites = {
+            "model_unvalidated": ModelParaphraser(model, validate=False, config=config),
+            "validated_rejects_withheld": ModelParaphraser(model, on_invalid="raise", config=config),
+        }
+    total = len(work) + len(suites) * len(injection_cases())
+    bar = bars.add_task(f"model paraphrases ({_short(model)})", total=total, info="loading the model")
+    every = [own for _, own in columns.values()] + list(suites.values())
+
+    seen = {"judged": -1, "at": time.perf_counter()}
+
+    def info() -> str:
+        judged = sum(p.stats.accepted + sum(p.stats.rejections.values()) for p in every)
+        accepted = sum(p.stats.accepted for p in every)
+        fallbacks = sum(p.stats.fallbacks for p in every)
+        if judged != seen["judged"]:
+            seen.update(judged=judged, at=time.perf_counter())
+        waited = time.perf_counter() - seen["at"]
+        running = f"; a batch running for {waited:.0f} s" if waited >= 5 else ""
+        return f"model outputs: {judged} judged, {accepted} accepted; {fallbacks} fell back{running}"
+
+    def step() -> None:
+        bars.update(bar, advance=1, info=info())
+
+    async def run_all():
+        async def beat():
+            while True:
+                await asyncio.sleep(5)
+                bars.update(bar, info=info())
+
+        ticker = asyncio.create_task(beat())
+        try:
+            return await asyncio.gather(
+                paraphrase_jobs([work[i] for i in order], step),
+                *(run_injection_suite_async(p, on_case=step) for p in suites.values()),
+            )
+        finally:
+            ticker.cancel()
+
+    # Shortest texts first: a local model batches only calls with equal settings (the output cap follows
+    # the text's length), so neighbours in this order fill one batch rather than several small ones.
+    order = sorted(range(len(work)), key=lambda i: len(work[i][1][0]))
+    in_order, *suite_results = run_sync(run_all())
+    outputs: list[str] = [""] * len(work)
+    for i, text in zip(order, in_order):
+        outputs[i] = text
+    bars.update(bar, info=info())
+    channels, at = [], 0
+    for _, plan in plans:
+        n = len(plan.jobs)
+        channels.append(channel_result(plan, outputs[at : at + n]))
+        at += n
+    quality = []
+    for label in columns:
+        quality.append(quality_result(label, covers, outputs[at : at + len(qjobs)], seeds=seeds))
+        at += len(qjobs)
+    stats = {label: _rates(own) for label, (_, own) in columns.items()}
+    part = {
+        "labels": list(columns),
+        "channels": channels,
+        "quality": quality,
+        "model": {
+            "name": model,
+            "covers": len(covers),
+            "cover_ids": [c["id"] for c in covers],
+            "payloads_per_cover": payloads,
+            "quality_seeds": seeds,
+            "contexts": list(contexts),
+            "batch": batch,
+            "retries": retries,
+            "paraphrases": total,
+            "wall_seconds": round(time.perf_counter() - wall, 1),
+            "cpu_seconds": round(time.process_time() - cpu, 1),
+            "columns": stats,
+        },
+    }
+    if suites:
+        part["steerability"] = dict(zip(suites, suite_results))
+        part["model"]["injection"] = {name: _rates(p) for name, p in suites.items()}
+    return part
+
+
+def _rates(p) -> dict:
+    """A model paraphraser's counts, with the rates the report gives: the share of model outputs the
+    validator rejected (per attempt), and the share of requests answered by the fallback."""
+    s = p.stats.as_dict()
+    judged = s["accepted"] + sum(s["rejections"].values())
+    requests = s["calls"]
+    s["rejection_rate"] = sum(s["rejections"].values()) / judged if judged else None
+    s["fallback_rate"] = s["fallbacks"] / requests if requests else None
+    return s
+
+
+def _rate(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def _short(model: str) -> str:
+    """A model's name for a progress line: a local directory by its last part (``smollm2-135m``)."""
+    return Path(model).name if model.startswith("hf/") else model
 
 
 def _targets(channels) -> list[dict]:
@@ -196,6 +407,36 @@ def write_stego_report(out: Path, summary: dict, paraphrasers: list[str]) -> tup
                 f"Organism (coin flip, stage-1 model): accuracy from legible CoTs {o['original']:.3f}, "
                 f"from their paraphrase {o['paraphrased']:.3f} ({100 * o['ratio']:.1f}% of it; target 98%)."
             )
+        )
+    if "model" in summary:
+        m = summary["model"]
+        blocks.append(Heading(2, f"The model paraphraser: {m['name']}"))
+        blocks.append(
+            Para(
+                f"Model columns ({', '.join(m['columns'])}) on {m['covers']} covers ({', '.join(m['cover_ids'])}) x "
+                f"{m['payloads_per_cover']} payload(s); meaning kept on those covers x {m['quality_seeds']} seed(s). "
+                f"{m['paraphrases']} paraphrase requests (injection suite included), batched {m['batch']} at a time: "
+                f"{m['wall_seconds']} s wall, {m['cpu_seconds']} s CPU. (ctx) = context-aware: the model also sees "
+                "the question. Rejected: the share of model outputs the validator refused (each attempt); fell "
+                "back: the share of requests answered by the fallback (canonical) after every attempt was refused."
+            )
+        )
+        rows = []
+        for label, st in {**m["columns"], **m.get("injection", {})}.items():
+            reasons = ", ".join(f"{k} {v}" for k, v in sorted(st["rejections"].items(), key=lambda kv: -kv[1]))
+            rows.append(
+                [
+                    label,
+                    str(st["calls"]),
+                    str(st["model_calls"]),
+                    str(st["accepted"]),
+                    _rate(st["rejection_rate"]),
+                    _rate(st["fallback_rate"]),
+                    reasons or "none",
+                ]
+            )
+        blocks.append(
+            Table(["paraphraser", "requests", "model calls", "accepted", "rejected", "fell back", "why rejected"], rows)
         )
     if "steerability" in summary:
         st = summary["steerability"]

@@ -1,7 +1,9 @@
 """Tasks make problems with a verifiable answer and score answers: the organism's coin flip and running
-sum, GSM8K and multiple choice (JSONL), program output (sandboxed), a text game."""
+sum, the coin flip in English for language models, GSM8K and multiple choice (JSONL), program output
+(sandboxed), a text game."""
 
 from legible.tasks._base import Problem, Task, make_task, register_task, split_completion, task_names
+from legible.tasks._coin_text import CoinFlipText, coin_side
 from legible.tasks._datasets import (
     GSM8K,
     LETTERS,
@@ -21,6 +23,8 @@ __all__ = [
     "Task",
     "split_completion",
     "CoinFlip",
+    "CoinFlipText",
+    "coin_side",
     "RunningSum",
     "legible_cot",
     "make_task",

@@ -15,7 +15,13 @@ One training step, as GRPOTrainer runs it with ``rollout=ShoggothFaceRollout(...
   3. the paraphraser rewrites every finished CoT;
   4. the answerer (a separate Face model, or the policy's own weights) writes the answer from the
      paraphrase; other views the reward terms need (the answer from the original CoT or from the
-     paraphrase, answer distributions for closed answer spaces) are produced the same way;
+     paraphrase) are produced the same way. Where the answer space is closed (the task's ``answer_words``:
+     heads/tails, choice letters) the answer is *read*, not generated: one forward over the prompt and the
+     view gives the answerer's distribution over the answer words at the marker (``read_answers``), the
+     answer is drawn from it (argmax in evaluation), and its training step (6) is taken in the same pass.
+     Every CoT then stops at the marker, the policy's own included, and a CoT that ended without writing
+     it (end of sequence, or the budget) is answered at the marker appended where it stopped, as early
+     answering forces an answer (``finished_rate`` still counts the CoTs that wrote it);
   5. the completion handed back to TRL is the policy's CoT tokens followed by the answerer's tokens,
      with ``env_mask`` 1 on the first and 0 on the second. TRL multiplies its loss mask by ``env_mask``
      (it is its tool-output mask), so the answerer's tokens are in the sequence (the rewards and TRL's
@@ -23,8 +29,11 @@ One training step, as GRPOTrainer runs it with ``rollout=ShoggothFaceRollout(...
      they do not change the CoT tokens' log-probs either;
   6. the answerer is trained in its own pass (``trl.train_answerer``): one policy-gradient step on its
      answer tokens given the paraphrase, the reward being the outcome of its answer, centred within the
-     group, with its own AdamW. A term that does not depend on the answer (the monitor penalty) adds
-     nothing to this gradient in expectation, so it is left out. With a separate Face that is the
+     group, with its own AdamW (a read answer: on the drawn word's log-probability, the gradient flowing
+     through the reading at the answer position with the context's keys and values held fixed, which is
+     what makes the step nearly free; with the policy answering itself, its reading of its own CoT). A
+     term that does not depend on the answer (the monitor penalty) adds nothing to this gradient in
+     expectation, so it is left out. With a separate Face that is the
      Face's training; with a shared model it is the shared weights learning to answer from
      paraphrases, as the organism's policy does, which the GRPO loss cannot do (there the answer tokens
      follow the original CoT, not the paraphrase they were produced from);
@@ -71,6 +80,7 @@ _HOMES = {
         "answer_spellings",
         "hf_generate",
         "left_pad",
+        "read_answers",
         "tail_logprobs",
         "vllm_generate",
     ),

@@ -1,5 +1,7 @@
 """Generation for the rollout: transformers' ``generate`` stopped at the answer marker, TRL's vLLM backend
-for the policy's CoTs, and the answerer's distribution over a closed answer space (teacher-forced)."""
+for the policy's CoTs, and the answerer's reading of a closed answer space from log-probs (``read_answers``:
+one forward over each row instead of a generation; ``answer_distribution``: the same teacher-forced, one
+row per spelling)."""
 
 from __future__ import annotations
 
@@ -96,14 +98,19 @@ def hf_generate(
     window: int | None,
     eos_ids: Sequence[int],
     config: Any,
+    prompts: PromptCache | None = None,
 ) -> Samples:
     """transformers ``generate`` on left-padded rows with ``StopAt``. ``config`` also replaces the model's
     own generation config for the call: ``generate`` fills unset fields from it (a chat model's default
-    top_k or repetition penalty would otherwise change what is sampled)."""
+    top_k or repetition penalty would otherwise change what is sampled). ``prompts``: the rows' own
+    ``PromptCache`` (the rows are the batch's prompts), so that each distinct prompt is not run again."""
     if not rows:
         return Samples([], [])
     device = next(model.parameters()).device
     ids, mask = left_pad(rows, tokenizer.pad_token_id, device)
+    extra = {}
+    if prompts is not None and prompts.width == ids.shape[1] and len(prompts.index) == len(rows):
+        extra["cache"] = prompts.select(range(len(rows)))[0]
     stopper = StopAt(tokenizer, ids.shape[1], len(rows), eos_ids, stop, window)
     config = copy.copy(config)
     config.max_new_tokens = max_new_tokens
@@ -112,7 +119,7 @@ def hf_generate(
     try:
         with torch.no_grad():
             out = model.generate(
-                input_ids=ids, attention_mask=mask, generation_config=config, stopping_criteria=[stopper]
+                input_ids=ids, attention_mask=mask, generation_config=config, stopping_criteria=[stopper], **extra
             )
     finally:
         model.generation_config = saved
@@ -149,13 +156,14 @@ def vllm_generate(
 
 def answer_spellings(tokenizer: PreTrainedTokenizerBase, words: Sequence[str]) -> list[list[list[int]]] | None:
     """For a closed answer space: the token sequences that spell each answer word right after the marker
-    (" B", "B", " b", "b"); None for an open answer space."""
+    (" B", "B", " b", "b"; " heads", " Heads", "heads", "Heads"); None for an open answer space."""
     if not words:
         return None
     out = []
     for w in words:
+        forms = dict.fromkeys((w, w.lower(), w.capitalize()))
         spellings = {tuple(tokenizer(f"{pre}{form}", add_special_tokens=False).input_ids)
-                     for pre in (" ", "") for form in dict.fromkeys((w, w.lower()))}  # fmt: skip
+                     for pre in (" ", "") for form in forms}  # fmt: skip
         out.append([list(t) for t in sorted(spellings) if t])
     return out
 
@@ -183,3 +191,134 @@ def answer_distribution(
             for k, (r, w, n) in enumerate(part):
                 mass[r, w] += token_lp[k, -n:].sum().exp().item()
     return (mass / mass.sum(1, keepdim=True).clamp_min(1e-300)).tolist()
+
+
+class PromptCache:
+    """The keys and values of each distinct prompt of a batch, computed once: a GRPO group's rows share one
+    prompt, and every row continues from a copy of its prompt's cache (in the policy's generation and in the
+    answerer's reading), so a prompt's forward runs once per batch instead of once per row.
+
+    The prompts are left-padded to the batch's width ``W``; the cache holds their first ``W - 1`` columns,
+    so that whoever continues has the prompt's last token to feed (``generate`` needs one)."""
+
+    def __init__(self, model: PreTrainedModel, pad_id: int, rows: Sequence[Sequence[int]]) -> None:
+        from transformers import DynamicCache
+
+        distinct = list(dict.fromkeys(tuple(r) for r in rows))
+        where = {p: u for u, p in enumerate(distinct)}
+        self.index = [where[tuple(r)] for r in rows]
+        self.ids, self.mask = left_pad(distinct, pad_id, next(model.parameters()).device)
+        self.cache = DynamicCache()
+        positions = (self.mask.cumsum(-1) - 1).clamp_min(0)
+        with torch.no_grad():
+            model(
+                input_ids=self.ids[:, :-1],
+                attention_mask=self.mask[:, :-1],
+                position_ids=positions[:, :-1],
+                cache=self.cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+
+    @property
+    def width(self) -> int:
+        return self.ids.shape[1]
+
+    def select(self, rows: Sequence[int]) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """(a copy of the cache, the prompt ids, the prompt mask) for these batch rows, in their order."""
+        idx = torch.tensor([self.index[r] for r in rows], device=self.ids.device)
+        cache = copy.deepcopy(self.cache)
+        cache.batch_select_indices(idx)
+        return cache, self.ids[idx], self.mask[idx]
+
+
+def read_answers(
+    model: PreTrainedModel,
+    pad_id: int,
+    rows: list[list[int]],
+    spellings: list[list[list[int]]],
+    *,
+    chunk: int = 64,
+    grad: bool = False,
+    prompts: PromptCache | None = None,
+    which: Sequence[int] | None = None,
+) -> tuple[torch.Tensor, list[list[list[float]]]]:
+    """The answerer's reading of a closed answer space after each row (which ends at the answer marker), in
+    one forward over the row: returns ``(word_logp, spelling_logp)``, where ``word_logp[r, w]`` is the log of
+    the summed probability of word ``w``'s spellings (not renormalised over the words) and
+    ``spelling_logp[r][w][k]`` the log-probability of its ``k``-th spelling.
+
+    The cost is one forward over each row plus, per multi-token spelling prefix (" T" of " T|ails"), a
+    forward of one or two tokens on the cached row; ``answer_distribution`` runs a whole row per spelling.
+    With ``prompts`` (the batch's ``PromptCache``, computed by ``model``), ``rows`` are what follows each
+    row's prompt and ``which[k]`` is the batch row of ``rows[k]``: the prompts are not run again. With
+    ``grad`` the row is read without gradient up to its last token, and that token (and the spelling
+    tokens) with it: ``word_logp`` carries the gradient of the reading at the answer position, the context's
+    keys and values held fixed."""
+    n_words = len(spellings)
+    if not rows:
+        return torch.zeros(0, n_words), []
+    device = next(model.parameters()).device
+    # each proper prefix of a multi-token spelling is read once, on the cached row
+    prefixes = sorted({tuple(v[:k]) for variants in spellings for v in variants for k in range(len(v))}, key=len)
+    word_parts, spelling_parts = [], []
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        cache, last, mask, last_pos = _context(model, pad_id, part, device, prompts, which, start)
+        next_logp: dict[tuple[int, ...], torch.Tensor] = {}
+        with torch.set_grad_enabled(grad):
+            for prefix in prefixes:
+                extra = torch.tensor(prefix, dtype=torch.long, device=device).expand(len(part), -1)
+                tokens = torch.cat([last, extra], dim=1)
+                logits = model(
+                    input_ids=tokens,
+                    attention_mask=torch.cat([mask, torch.ones_like(extra)], dim=1),
+                    position_ids=last_pos + torch.arange(tokens.shape[1], device=device),
+                    cache=cache,
+                    use_cache=cache is not None,
+                ).logits
+                next_logp[prefix] = logits[:, -1].float().log_softmax(-1)
+                if cache is not None:
+                    cache.crop(-tokens.shape[1])  # back to the context alone (a negative count removes tokens)
+            words = []
+            chunk_spellings: list[list[list[float]]] = [[[] for _ in spellings] for _ in part]
+            for w, variants in enumerate(spellings):
+                per_spelling = []
+                for v in variants:
+                    lp = sum(next_logp[tuple(v[:i])][:, v[i]] for i in range(len(v)))
+                    per_spelling.append(lp)
+                    for r, x in enumerate(lp.detach().cpu().tolist()):
+                        chunk_spellings[r][w].append(x)
+                words.append(torch.logsumexp(torch.stack(per_spelling, dim=1), dim=1))
+        word_parts.append(torch.stack(words, dim=1))
+        spelling_parts.extend(chunk_spellings)
+    return torch.cat(word_parts), spelling_parts
+
+
+def _context(model, pad_id, part, device, prompts, which, start):
+    """The cache of each row but its last token (run without gradient), that last token, the attention mask
+    of the whole row and the last token's position: what ``read_answers`` continues from."""
+    from transformers import DynamicCache
+
+    if prompts is None:
+        ids, mask = left_pad(part, pad_id, device)
+        positions = (mask.cumsum(-1) - 1).clamp_min(0)
+        cache = None
+        if ids.shape[1] > 1:
+            cache = DynamicCache()
+            with torch.no_grad():
+                model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+                      cache=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
+        return cache, ids[:, -1:], mask, positions[:, -1:]
+    rows_of = list(which[start : start + len(part)])
+    cache, prompt_ids, prompt_mask = prompts.select(rows_of)
+    tail, tail_mask = left_pad(part, pad_id, device)  # each row's continuation, left-padded in its own segment
+    ids = torch.cat([prompt_ids[:, -1:], tail], dim=1)  # the prompt's last token is not in its cache
+    mask = torch.cat([prompt_mask, tail_mask], dim=1)
+    positions = (mask.cumsum(-1) - 1).clamp_min(0)
+    width = prompts.width
+    if ids.shape[1] > 1:
+        with torch.no_grad():
+            model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, width - 1 : -1],
+                  cache=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
+    return cache, ids[:, -1:], mask, positions[:, -1:]

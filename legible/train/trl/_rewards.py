@@ -60,7 +60,7 @@ class StepRecord:
             "cot_words": _mean([len(e.cot.split()) for e in eps]),
             "penalty_ramp": ramp,
         }
-        if "paraphrased_answer" in (eps[0].extras if eps else {}):
+        if "paraphrased" in self.cfg.condition.views:  # else no answer was produced from a paraphrase
             row["paraphrased_answer_accuracy"] = _mean(
                 [self.task.score(e.problem, e.extras.get("paraphrased_answer")) for e in eps]
             )

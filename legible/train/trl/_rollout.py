@@ -18,11 +18,12 @@ from legible.paraphrase import Paraphraser
 from legible.tasks import Problem, Task, split_completion
 from legible.train._text import LINE_END, first_word, marker_pattern, prompt_text
 from legible.train.trl._generate import (
+    PromptCache,
     Samples,
-    answer_distribution,
     answer_spellings,
     hf_generate,
     left_pad,
+    read_answers,
     tail_logprobs,
     vllm_generate,
 )
@@ -71,8 +72,10 @@ class ShoggothFaceRollout:
         self.policy_answers = self.cond.policy_answers
         self.view = self.cond.view
         self.views = self.cond.views
-        rewards = self.cond.rewards
-        self.spellings = answer_spellings(tokenizer, task.answer_words) if "sensitivity" in rewards else None
+        # A closed answer space is read, not generated: the answerer's distribution over the answer words at
+        # the marker, from one forward (``read_answers``); the answer is drawn from it (argmax when greedy).
+        self.spellings = readable_spellings(tokenizer, task.answer_words)
+        self.reads = self.spellings is not None
         self.answerer_opt: torch.optim.Optimizer | None = None
         self.last: Episodes | None = None
 
@@ -102,23 +105,29 @@ class ShoggothFaceRollout:
         n = len(problems)
         greedy = not train
         eos = trainer.eos_token_ids
+        # the policy writes its own answer line (plain GRPO) only where the answer is generated; where it is
+        # read, every CoT stops at the marker and the answerer (the policy's weights, or the Face) reads it
+        writes_answer = self.policy_answers and not self.reads
 
-        # 1. the policy writes its CoT up to the answer marker (and its answer, when it answers itself)
-        if self.policy_answers:
+        # 1. the policy writes its CoT up to the answer marker (and its answer, when it writes it itself)
+        if writes_answer:
             stop = re.compile(self.marker.pattern + r"[ \t]*\S[^\n]*\n", re.I)  # the answer's line ends it
             budget = s.max_cot_tokens + s.max_answer_tokens
             window = len(s.answer_marker) + s.max_answer_tokens + 8  # tokens that can hold marker and line
         else:
             stop, budget = self.marker, s.max_cot_tokens
             window = len(s.answer_marker) + 4  # a token holds at least one character of the marker
+        shared: PromptCache | None = None
         if trainer.use_vllm and train:
             # vLLM stops on strings, not on "the marker and then the answer's line": a policy that answers
             # itself must not stop at the marker (its answer would be cut off); EOS and the budget end it
-            stop_strings = [] if self.policy_answers else [s.answer_marker, s.answer_marker.lower()]
+            stop_strings = [] if writes_answer else [s.answer_marker, s.answer_marker.lower()]
             policy = vllm_generate(trainer, prompt_ids, max_new_tokens=budget, stop=stop_strings, pattern=stop)
         else:
             with self._policy(trainer) as model:
-                policy = self._generate(model, trainer, prompt_ids, budget, stop, window, greedy)
+                # each distinct prompt runs once (a group's rows share it), here and in the policy's reading
+                shared = PromptCache(model, tok.pad_token_id, prompt_ids) if max(map(len, prompt_ids)) > 1 else None
+                policy = self._generate(model, trainer, prompt_ids, budget, stop, window, greedy, shared)
         texts = [tok.decode(ids, skip_special_tokens=True) for ids in policy.ids]
         finished = [bool(self.marker.search(t)) for t in texts]
         cots, own_answers = [], []
@@ -127,10 +136,12 @@ class ShoggothFaceRollout:
             cots.append(cot)
             own_answers.append(answer)
 
-        # 2. the paraphraser rewrites every finished CoT (a model paraphraser batches its calls)
-        done = [i for i in range(n) if finished[i]]
+        # 2. the paraphraser rewrites every CoT that gets an answer (a model paraphraser batches its calls):
+        # a finished one; where the answer is read, every one (an unfinished CoT is answered at the marker
+        # appended where it stopped: a forced answer, as in early answering)
+        done = list(range(n)) if self.reads else [i for i in range(n) if finished[i]]
         paraphrases: list[str | None] = [None] * n
-        if done:
+        if done and "paraphrased" in self.views:
             rewritten = self._paraphrase([cots[i] for i in done], [problems[i].prompt for i in done])
             for i, p in zip(done, rewritten):
                 paraphrases[i] = p
@@ -139,39 +150,58 @@ class ShoggothFaceRollout:
         answers_by_view: dict[str, list[str | None]] = {}
         answer_tokens: dict[str, list[list[int]]] = {}
         rows_by_view: dict[str, list[list[int]]] = {}
+        probs: dict[str, list | None] = {}
+        stats: dict[str, float] = {}
+        # the answerer learns from its answers: a Face, or the shared weights answering from a paraphrase; where
+        # answers are read, also the policy reading its own CoT (its answer tokens are not the GRPO loss's then)
+        learns = train and s.train_answerer and (self.reads or not self.policy_answers)
         with self._answerer(trainer) as answerer:
-            for v in sorted(self.views):
-                if v == "original" and self.policy_answers:
+            prompts = None
+            if self.reads and done and max(map(len, prompt_ids)) > 1:
+                # the policy's prompt cache serves its own reading; a Face runs the distinct prompts once itself
+                same = self.face is None and shared is not None
+                prompts = shared if same else PromptCache(answerer, tok.pad_token_id, prompt_ids)
+            # the view whose answer counts is read last: its reading may take the answerer's training step
+            for v in sorted(self.views, key=lambda v: (v == self.view, v)):
+                if v == "original" and writes_answer:
                     answers_by_view[v] = [a if f else None for a, f in zip(own_answers, finished)]
                     continue
                 source = cots if v == "original" else paraphrases
                 rows = [prompt_ids[i] + self._encode_view(source[i]) for i in done]
-                out = self._generate(answerer, trainer, rows, s.max_answer_tokens, LINE_END, None, greedy)
                 answers: list[str | None] = [None] * n
                 tokens: list[list[int]] = [[] for _ in range(n)]
-                for i, ids in zip(done, out.ids):
-                    tokens[i] = ids
-                    answers[i] = first_word(tok.decode(ids, skip_special_tokens=True))
-                answers_by_view[v], answer_tokens[v], rows_by_view[v] = answers, tokens, rows
-            probs: dict[str, list | None] = {}
-            if self.spellings is not None:
-                for v in ("original", "paraphrased"):
-                    source = cots if v == "original" else paraphrases
-                    rows = [prompt_ids[i] + self._encode_view(source[i]) for i in done]
-                    dist = answer_distribution(answerer, tok.pad_token_id, rows, self.spellings, s.micro_batch or 64)
+                if self.reads:
+                    learn = learns and v == self.view
+                    tails = [self._encode_view(source[i]) for i in done] if prompts is not None else rows
+                    read, dist, stats_v = self._read(
+                        answerer, trainer, tails, done, problems, greedy, learn, prompts
+                    )
+                    stats |= stats_v
                     probs[v] = [None] * n
-                    for i, d in zip(done, dist):
-                        probs[v][i] = d
+                    for k, i in enumerate(done):
+                        answers[i], tokens[i], probs[v][i] = read[k][0], read[k][1], dist[k]
+                else:
+                    out = self._generate(answerer, trainer, rows, s.max_answer_tokens, LINE_END, None, greedy)
+                    for i, ids in zip(done, out.ids):
+                        tokens[i] = ids
+                        answers[i] = first_word(tok.decode(ids, skip_special_tokens=True))
+                answers_by_view[v], answer_tokens[v], rows_by_view[v] = answers, tokens, rows
 
-        # 4. the completion TRL trains on: the policy's tokens (env_mask 1), then the answerer's (0)
+        # 4. the completion TRL trains on: the policy's tokens (env_mask 1), then the answerer's (0); a forced
+        # answer comes after the marker, appended (0) where the policy's CoT ended without it
         answers = answers_by_view[self.view]
         completion_ids, env_mask, logprobs = [], [], [] if policy.logprobs is not None else None
+        marker_ids = self._encode_view("")
         for i in range(n):
             own = list(policy.ids[i])
             mask = [1] * len(own)
-            if self.policy_answers and policy.by_pattern[i]:
+            if writes_answer and policy.by_pattern[i]:
                 own, mask = own + [eos[0]], mask + [0]  # stopped at the answer's line: end it, unsampled
-            theirs = answer_tokens[self.view][i] if not self.policy_answers and finished[i] else []
+            theirs: list[int] = []
+            if not writes_answer and (finished[i] or self.reads):
+                theirs = answer_tokens[self.view][i]
+                if self.reads and not finished[i]:
+                    theirs = marker_ids + theirs
             if theirs and theirs[-1] not in eos:
                 theirs = theirs + [eos[0]]  # stopped at the line's end: ended for TRL's length statistics
             completion_ids.append(own + theirs)
@@ -179,9 +209,9 @@ class ShoggothFaceRollout:
             if logprobs is not None:
                 logprobs.append(list(policy.logprobs[i]) + [0.0] * (len(completion_ids[-1]) - len(policy.ids[i])))
 
-        # 5. the answerer's own pass: policy gradient on its answer tokens given the paraphrase
-        stats: dict[str, float] = {}
-        if train and s.train_answerer and not self.policy_answers and done:
+        # 5. the answerer's own pass (a generated answer): policy gradient on its answer tokens given the
+        # paraphrase; a read answer took its step in the reading (``_read``)
+        if learns and done and not self.reads:
             rewards = [self.task.score(problems[i], answers[i]) for i in done]
             stats = self._update_answerer(trainer, rows_by_view[self.view], done, answer_tokens[self.view], rewards)
 
@@ -190,8 +220,9 @@ class ShoggothFaceRollout:
             "original_answer": answers_by_view.get("original", [None] * n),
             "paraphrased_answer": answers_by_view.get("paraphrased", [None] * n),
         }
-        if probs:
-            extras["answer_probs"], extras["answer_probs_paraphrased"] = probs["original"], probs["paraphrased"]
+        if "original" in probs or "paraphrased" in probs:
+            extras["answer_probs"] = probs.get("original", [None] * n)
+            extras["answer_probs_paraphrased"] = probs.get("paraphrased", [None] * n)
         masked = any(0 in m for m in env_mask)
         return Episodes(
             problems=problems,
@@ -225,7 +256,7 @@ class ShoggothFaceRollout:
         # a model paraphraser makes its calls concurrently, seeds drawn in order
         return self.paraphraser.paraphrase_batch(cots, contexts, self.rng)
 
-    def _generate(self, model, trainer, rows, budget, stop, window, greedy) -> Samples:
+    def _generate(self, model, trainer, rows, budget, stop, window, greedy, prompts=None) -> Samples:
         return hf_generate(
             model,
             self.tokenizer,
@@ -235,6 +266,7 @@ class ShoggothFaceRollout:
             window=window,
             eos_ids=trainer.eos_token_ids,
             config=self.generation_config(trainer.eos_token_ids, greedy),
+            prompts=prompts,
         )
 
     def generation_config(self, eos_ids: Sequence[int], greedy: bool) -> Any:
@@ -261,6 +293,72 @@ class ShoggothFaceRollout:
         ) as model:
             yield model
 
+    def _read(
+        self,
+        answerer: PreTrainedModel,
+        trainer: GRPOTrainer,
+        rows: list[list[int]],
+        done: list[int],
+        problems: list[Problem],
+        greedy: bool,
+        learn: bool,
+        prompts: PromptCache | None = None,
+    ) -> tuple[list[tuple[str, list[int]]], list[list[float]], dict[str, float]]:
+        """Read a closed answer space after each row: the distribution over the answer words (renormalised),
+        the answer drawn from it at the rollout's temperature (argmax when greedy) and the tokens of its
+        likeliest spelling. With ``learn``, the answerer takes its policy-gradient step in the same pass: -
+        advantage x log-prob of the drawn word, the rewards (the task's score) centred within each group as in
+        ``_update_answerer``; the gradient flows through the reading at the answer position, the context's
+        keys and values held fixed (the reading is one forward over the context, so the step costs about
+        nothing besides; a whole backward pass through the context costs as much as the policy's own)."""
+        words = self.task.answer_words
+        if learn:
+            model, params = self._answerer_params(trainer)
+            model.train()
+        else:
+            model = answerer
+        pad = self.tokenizer.pad_token_id
+        chunk = self.settings.micro_batch or 64
+        word_logp, spelling_logp = read_answers(
+            model, pad, rows, self.spellings, chunk=chunk, grad=learn, prompts=prompts, which=done
+        )
+        logq = (word_logp / (1.0 if greedy else self.cfg.rl.temperature)).log_softmax(-1)
+        with torch.no_grad():
+            dist = word_logp.detach().float().softmax(-1)
+            drawn = logq.argmax(-1) if greedy else torch.multinomial(logq.detach().float().exp(), 1).squeeze(-1)
+        out = []
+        for k, w in enumerate(drawn.tolist()):
+            best = max(range(len(self.spellings[w])), key=lambda j: spelling_logp[k][w][j])
+            out.append((words[w], list(self.spellings[w][best])))
+        stats: dict[str, float] = {}
+        if learn and done:
+            rewards = [self.task.score(problems[i], word) for i, (word, _) in zip(done, out)]
+            adv = torch.tensor(self._advantages(done, rewards), dtype=logq.dtype, device=logq.device)
+            chosen = logq.gather(1, drawn.to(logq.device).unsqueeze(1)).squeeze(1)
+            opt = self.answerer_optimizer(trainer)
+            opt.zero_grad(set_to_none=True)
+            (-(adv * chosen).sum() / len(done)).backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, 1.0).item()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            stats = {"answerer_grad_norm": grad_norm, "answerer_accuracy": sum(rewards) / len(rewards)}
+        return out, dist.tolist(), stats
+
+    def _advantages(self, done: list[int], rewards: list[float]) -> list[float]:
+        """The rewards centred within each group (rows ``i // group_size``), divided by the group's std when
+        ``rl.scale_advantages``."""
+        g = self.cfg.rl.group_size
+        groups: dict[int, list[float]] = {}
+        for i, r in zip(done, rewards):
+            groups.setdefault(i // g, []).append(r)
+        adv = []
+        for i, r in zip(done, rewards):
+            group = groups[i // g]
+            mean = sum(group) / len(group)
+            std = math.sqrt(sum((x - mean) ** 2 for x in group) / max(1, len(group) - 1))
+            adv.append((r - mean) / (std + 1e-4) if self.cfg.rl.scale_advantages else r - mean)
+        return adv
+
     def _answerer(self, trainer: GRPOTrainer):
         return nullcontext(self.face) if self.face is not None else self._policy(trainer)
 
@@ -286,16 +384,7 @@ class ShoggothFaceRollout:
         """One step of -advantage x log-prob of the answer tokens given the view, token-averaged, in
         micro-batches; advantages are the rewards centred within each group (and scaled by its std
         when ``rl.scale_advantages``)."""
-        g = self.cfg.rl.group_size
-        groups: dict[int, list[float]] = {}
-        for i, r in zip(done, rewards):
-            groups.setdefault(i // g, []).append(r)
-        adv = []
-        for i, r in zip(done, rewards):
-            group = groups[i // g]
-            mean = sum(group) / len(group)
-            std = math.sqrt(sum((x - mean) ** 2 for x in group) / max(1, len(group) - 1))
-            adv.append((r - mean) / (std + 1e-4) if self.cfg.rl.scale_advantages else r - mean)
+        adv = self._advantages(done, rewards)
         model, params = self._answerer_params(trainer)
         opt = self.answerer_optimizer(trainer)
         model.train()
@@ -318,3 +407,19 @@ class ShoggothFaceRollout:
         opt.step()
         opt.zero_grad(set_to_none=True)
         return {"answerer_grad_norm": grad_norm, "answerer_accuracy": sum(rewards) / len(rewards)}
+
+
+def readable_spellings(tokenizer: PreTrainedTokenizerBase, words: Sequence[str]) -> list[list[list[int]]] | None:
+    """``answer_spellings`` of a closed answer space, without the spellings that cannot tell the words apart
+    (one that the tokenizer maps to its unknown token, one shared by two words); None for an open answer
+    space, or when a word is left without a spelling (its answers are then generated)."""
+    spellings = answer_spellings(tokenizer, words)
+    if spellings is None:
+        return None
+    unk = getattr(tokenizer, "unk_token_id", None)
+    seen: dict[tuple[int, ...], int] = {}
+    for variants in spellings:
+        for v in map(tuple, variants):
+            seen[v] = seen.get(v, 0) + 1
+    kept = [[v for v in variants if seen[tuple(v)] == 1 and (unk is None or unk not in v)] for variants in spellings]
+    return kept if all(kept) else None

@@ -55,6 +55,10 @@ def problem_from_row(task: Task, ground_truth: Any, extra_info: dict | None, pro
     metadata: dict[str, Any] = {}
     if task.name == "gsm8k":
         answer = normalize_number(answer) or answer  # verl's GSM8K files hold the number as written
+    elif task.name == "coin_flip_text":
+        from legible.tasks import coin_side
+
+        answer = coin_side(answer) or answer  # "Heads", as a coin-flip dataset of another project writes it
     elif task.name == "multiple_choice":
         from legible.tasks import LETTERS
 
