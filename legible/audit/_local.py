@@ -81,9 +81,9 @@ def _chat_text(tokenizer, messages: list[ChatMessage]) -> str:
 
 def resolve_local_path(name: str) -> Path:
     """The transformers directory that ``name`` (a short name from ``legible models`` or a path) names."""
-    from legible.policy import resolve_model
+    from legible.policy import LOCAL_MODELS, prepare_model
 
-    path = Path(resolve_model(name)).expanduser()
+    path = prepare_model(name) if name in LOCAL_MODELS else Path(name).expanduser()
     if not (path / "config.json").exists():
         raise FileNotFoundError(
             f"{PROVIDER}/{name}: not a transformers model directory (no config.json) and not a model "

@@ -62,17 +62,16 @@ def resolve_audit_model(model: str, on_status=None) -> str:
     """The Inspect model for ``model``: a short name from ``legible models`` (``smollm2-135m``) becomes
     ``legible-hf/smollm2-135m`` (legible's fast local provider), prepared once; ``hf/smollm2-135m`` becomes
     ``hf/<its directory>`` (Inspect's own provider, as asked); anything else is returned as given."""
-    from legible.policy import LOCAL_MODELS, prepare_model, resolve_model
+    from legible.policy import LOCAL_MODELS, prepare_model
 
     if model in LOCAL_MODELS:
         prepare_model(model, on_status=on_status)
         return f"legible-hf/{model}"
-    name = model.removeprefix("legible-hf/")
-    if name != model and name in LOCAL_MODELS:
+    provider, _, name = model.partition("/")
+    if provider == "legible-hf" and name in LOCAL_MODELS:
         prepare_model(name, on_status=on_status)
-        return model
-    if model.startswith("hf/"):
-        return resolve_model(model, on_status=on_status)
+    elif provider == "hf" and name in LOCAL_MODELS:
+        return f"hf/{prepare_model(name, on_status=on_status)}"
     return model
 
 

@@ -306,6 +306,9 @@ class ModelParaphraser(Paraphraser):
     ``"hf/<local path>"``, or an ``inspect_ai.model.Model``).
 
     ``validate=False`` turns the output validator off (for measuring what an unguarded model does).
+    ``length_cap=False``: every call may generate ``config.max_tokens``, whatever the CoT's length (a caller
+    that sends many CoTs at once sets one cap for all, so that a local model batches them together; see
+    ``token_cap``).
     """
 
     def __init__(
@@ -324,6 +327,7 @@ class ModelParaphraser(Paraphraser):
         validate: bool = True,
         model_args: dict[str, Any] | None = None,
         task: Task | None = None,
+        length_cap: bool = True,
     ) -> None:
         if on_invalid not in ("raise", "fallback"):
             raise ValueError(f"on_invalid must be 'raise' or 'fallback', not {on_invalid!r}")
@@ -341,6 +345,7 @@ class ModelParaphraser(Paraphraser):
         self.min_length_ratio = min_length_ratio
         self.max_verbatim_words = max_verbatim_words
         self.retries = retries
+        self.length_cap = length_cap
         self.on_invalid = on_invalid
         self.fallback = fallback
         self.validate = validate
@@ -377,7 +382,7 @@ class ModelParaphraser(Paraphraser):
         cap = self.token_cap(cot)
         update: dict[str, Any] = {
             "temperature": min(base_t + 0.25 * attempt, 1.5),
-            "max_tokens": min(self.config.max_tokens or cap, cap),
+            "max_tokens": min(self.config.max_tokens or cap, cap) if self.length_cap else self.config.max_tokens,
         }
         if seed is not None:
             update["seed"] = (seed + 7919 * attempt) % (2**31)
@@ -455,8 +460,9 @@ class ModelParaphraser(Paraphraser):
         return self._on_invalid(cot, context, rng, reasons)
 
     def _verdict_settings(self) -> list:
-        """What a cached rejection depends on besides the cache key: the validator and the retries."""
-        return [self.min_length_ratio, self.max_length_ratio, self.max_verbatim_words, self.retries]
+        """What a cached rejection depends on besides the cache key: the validator, the retries, the cap."""
+        cap = "length" if self.length_cap else self.config.max_tokens
+        return [self.min_length_ratio, self.max_length_ratio, self.max_verbatim_words, self.retries, cap]
 
     def _on_invalid(self, cot: str, context: str, rng: random.Random | None, reasons: list[str]) -> str:
         msg = f"model paraphrase rejected after {len(reasons)} attempt(s): {', '.join(reasons)}"

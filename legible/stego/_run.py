@@ -204,15 +204,23 @@ def _run_model_part(
 
     wall, cpu = time.perf_counter(), time.process_time()
     # One generate config for every paraphraser of the run: the same Inspect model (loaded once) serves
-    # them all, and calls with equal settings share a batch.
-    config = GenerateConfig(temperature=0.7, max_tokens=max_tokens or 1024, max_connections=batch)
+    # them all, and a local model batches only calls with equal settings. So one output cap for every
+    # call, the one the longest cover's paraphrase gets (the payload changes nothing in what a paraphrase
+    # of it should be; the injection cases are shorter).
+    cap = max(ModelParaphraser(model).token_cap(c["text"]) for c in covers)
+    config = GenerateConfig(temperature=0.7, max_tokens=min(cap, max_tokens or cap), max_connections=batch)
     # Per column its own model paraphraser (the Inspect model under them is one), so that its rejections
     # and fallbacks are counted apart.
     columns = {}
     for c in contexts:
         for spec in specs:
             own = ModelParaphraser(
-                model, context_aware=c == "aware", retries=retries, cache_dir=out / "cache", config=config
+                model,
+                context_aware=c == "aware",
+                retries=retries,
+                cache_dir=out / "cache",
+                config=config,
+                length_cap=False,
             )
             columns[model_label(spec, c)] = (make_paraphraser(spec, model=own), own)
     plans = [(label, plan_channel(s, label, covers, payloads=payloads)) for label in columns for s in schemes]
@@ -224,8 +232,8 @@ def _run_model_part(
         # The model's own steerability (validation off), and what reaches the trainer when rejected
         # outputs are withheld rather than replaced by a content-keeping fallback.
         suites = {
-            "model_unvalidated": ModelParaphraser(model, validate=False, config=config),
-            "validated_rejects_withheld": ModelParaphraser(model, on_invalid="raise", config=config),
+            "model_unvalidated": ModelParaphraser(model, validate=False, config=config, length_cap=False),
+            "validated_rejects_withheld": ModelParaphraser(model, on_invalid="raise", config=config, length_cap=False),
         }
     total = len(work) + len(suites) * len(injection_cases())
     bar = bars.add_task(f"model paraphrases ({_short(model)})", total=total, info="loading the model")
@@ -261,8 +269,7 @@ def _run_model_part(
         finally:
             ticker.cancel()
 
-    # Shortest texts first: a local model batches only calls with equal settings (the output cap follows
-    # the text's length), so neighbours in this order fill one batch rather than several small ones.
+    # Shortest texts first: the calls of one batch have similar lengths, so its prompts need little padding.
     order = sorted(range(len(work)), key=lambda i: len(work[i][1][0]))
     in_order, *suite_results = run_sync(run_all())
     outputs: list[str] = [""] * len(work)
@@ -291,6 +298,7 @@ def _run_model_part(
             "quality_seeds": seeds,
             "contexts": list(contexts),
             "batch": batch,
+            "max_tokens": config.max_tokens,
             "retries": retries,
             "paraphrases": total,
             "wall_seconds": round(time.perf_counter() - wall, 1),
