@@ -17,16 +17,19 @@ the same seed, so TRL draws the same prompts in the same order for every trainer
 3. ``monitor+paraphrase``: the same, the answer read from the paraphrase (canonical+lexical);
 4. ``monitor+face``: the answer read by a separate Face model (a second copy of SmolLM2), which trains.
 
-Each is timed over ``--steps`` steps after ``--warmup`` untimed ones (wall clock from TRL's log of one step
-to the next), split into generation (TRL's ``_generate_and_score_completions``: generation or the rollout,
-and the reward functions) and the rest (the GRPO loss's forward and backward, the optimizer), and inside the
-rollout into the policy's generation, the paraphraser, and the answerer's reading (with its training step).
-Printed: seconds per step of each, the overhead of each condition over plain, and where it goes.
+The trainers are built first and their steps run in turn (plain, monitor, monitor+paraphrase, monitor+face,
+plain, ...), so that a load that changes from minute to minute on a shared machine falls on all of them
+alike. Each is timed over ``--steps`` steps after ``--warmup`` untimed ones (wall clock from the start of a
+step to its end; the median is the figure), split into generation (TRL's ``_generate_and_score_completions``:
+generation or the rollout, and the reward functions) and the rest (the GRPO loss's forward and backward, the
+optimizer), and inside the rollout into the policy's generation, the paraphraser, and the answerer's reading
+(with its training step). Printed: seconds per step of each, the overhead of each condition over plain, and
+where it goes.
 
-Run (about 15 minutes on 2 busy cores):
+Run (about 15 minutes on 2 busy cores with the defaults):
 
     .venv/bin/python benchmarks/trl_overhead.py
-    .venv/bin/python benchmarks/trl_overhead.py --steps 3 --json /tmp/trl_overhead.json
+    .venv/bin/python benchmarks/trl_overhead.py --steps 6 --json /tmp/trl_overhead.json
 
 The model is prepared once (``legible models smollm2-135m``, about 20 s) into legible's cache.
 """
@@ -41,6 +44,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -92,55 +96,84 @@ class Clock:
         return sum(d for t0, d in self.calls if lo <= t0 < hi)
 
 
-def bench(condition: str, rollout: bool, args: argparse.Namespace, workdir: Path) -> dict:
+class Baton:
+    """Interleaves the trainers step by step (each runs ``trainer.train()`` in its own thread, one at a time):
+    on a shared machine the load changes from minute to minute, and trainers timed one after the other
+    would each meet a different load."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names, self.turn, self.cv = names, 0, threading.Condition()
+
+    def wait(self, name: str) -> None:
+        with self.cv:
+            self.cv.wait_for(lambda: self.names[self.turn % len(self.names)] == name)
+
+    def hand_on(self) -> None:
+        with self.cv:
+            self.turn += 1
+            self.cv.notify_all()
+
+
+def build(condition: str, rollout: bool, args: argparse.Namespace, workdir: Path, baton: Baton) -> dict:
     from transformers import TrainerCallback
 
     from legible.train.trl import build_run
 
-    stamps: dict[int, float] = {}
+    name = f"{'rollout' if rollout else 'plain'}_{condition.replace('+', '_')}"
+    steps: list[tuple[float, float]] = []
 
-    class Stamp(TrainerCallback):
-        def on_log(self, a, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
-                stamps[state.global_step] = time.perf_counter()
+    class Turn(TrainerCallback):
+        """A step is timed from its start to its end, only while this trainer holds the baton."""
+
+        def on_step_begin(self, a, state, control, **kw):
+            baton.wait(name)
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, a, state, control, **kw):
+            steps.append((self.t0, time.perf_counter()))
+            baton.hand_on()
 
     cfg = config(condition, args)
-    name = f"{'rollout' if rollout else 'plain'}_{condition.replace('+', '_')}"
     with contextlib.redirect_stdout(io.StringIO()):
         run = build_run(cfg, workdir / name, use_rollout=rollout)
-    run.trainer.add_callback(Stamp())
+    run.trainer.add_callback(Turn())
     clocks = [Clock(run.trainer, "_generate_and_score_completions")]
     if rollout:
         r = run.rollout
         clocks += [Clock(r, "_generate"), Clock(r, "_paraphrase"), Clock(r, "_read"), Clock(r, "_update_answerer")]
-    start = time.perf_counter()
+    return {"name": name, "condition": condition, "rollout": rollout, "run": run, "steps": steps, "clocks": clocks}
+
+
+def train(job: dict) -> None:
     with contextlib.ExitStack() as stack:
-        for c in clocks:
+        for c in job["clocks"]:
             stack.enter_context(c)
-        run.trainer.train()
-    stamps[0] = start
-    lo, hi = stamps[args.warmup], stamps[args.warmup + args.steps]
-    per_step = [stamps[s] - stamps[s - 1] for s in range(args.warmup + 1, args.warmup + args.steps + 1)]
-    parts = {c.name.strip("_"): c.within(lo, hi) / args.steps for c in clocks}
-    hist = [h for h in run.trainer.state.log_history if "legible/accuracy" in h][args.warmup :]
-    result = {
-        "trainer": "TRL + rollout" if rollout else "TRL plain",
-        "condition": condition,
-        "seconds_per_step": statistics.mean(per_step),
+        job["run"].trainer.train()
+
+
+def summary(job: dict, args: argparse.Namespace) -> dict:
+    timed = job["steps"][args.warmup :]
+    per_step = [b - a for a, b in timed]
+    parts = {c.name.strip("_"): sum(c.within(a, b) for a, b in timed) / len(timed) for c in job["clocks"]}
+    trainer = job["run"].trainer
+    hist = [h for h in trainer.state.log_history if "legible/accuracy" in h][args.warmup :]
+    lengths = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
+    return {
+        "trainer": "TRL + rollout" if job["rollout"] else "TRL plain",
+        "condition": job["condition"],
+        "seconds_per_step": statistics.median(per_step),
+        "mean_seconds_per_step": statistics.mean(per_step),
         "step_seconds": per_step,
         "generation": parts.pop("generate_and_score_completions"),
         "parts": parts,
         "accuracy": statistics.mean(h["legible/accuracy"] for h in hist) if hist else None,
-        "completion_tokens": statistics.mean(h["completions/mean_length"] for h in run.trainer.state.log_history
-                                             if "completions/mean_length" in h),  # fmt: skip
+        "completion_tokens": statistics.mean(lengths) if lengths else None,
     }
-    del run
-    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per trainer")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per trainer")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--prompts", type=int, default=2)
     parser.add_argument("--group", type=int, default=4)
@@ -162,12 +195,18 @@ def main() -> None:
           f"threads {args.threads}; load average {load_average()} (other jobs on the cores slow every figure)")
     print(f"SmolLM2-135M-Instruct + LoRA, {args.prompts} prompts x {args.group} samples per step, "
           f"{args.warmup} warm-up + {args.steps} timed steps per trainer", flush=True)
-    results = []
+    plan = [("monitor", False)] + [(c, True) for c in args.conditions]
+    names = [f"{'rollout' if r else 'plain'}_{c.replace('+', '_')}" for c, r in plan]
+    baton = Baton(names)
     with tempfile.TemporaryDirectory(prefix="legible-trl-overhead-") as tmp:
-        for condition, rollout in [("monitor", False)] + [(c, True) for c in args.conditions]:
-            results.append(bench(condition, rollout, args, Path(tmp)))
-            r = results[-1]
-            print(f"  {r['trainer']:<14} {condition:<20} {r['seconds_per_step']:7.2f} s/step", flush=True)
+        jobs = [build(c, r, args, Path(tmp), baton) for c, r in plan]
+        print(f"{len(jobs)} trainers built; their steps run in turn", flush=True)
+        threads = [threading.Thread(target=train, args=(job,), name=job["name"]) for job in jobs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        results = [summary(job, args) for job in jobs]
     print(f"load average after: {load_average()}")
     plain = results[0]
     print()
