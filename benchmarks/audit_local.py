@@ -12,12 +12,15 @@ The same work on both sides: the default battery of each dataset (multiple choic
 adding mistakes, paraphrase sensitivity, filler tokens, hint acknowledgement; GSM8K: the first four),
 the first N samples of the shipped sample files, greedy decoding (``-M do_sample=false`` for ``hf``,
 which samples otherwise), the same CoT budget (``--cot-tokens``; default legible-hf's per dataset: 96
-multiple choice, 160 GSM8K), the same torch thread count (``--threads``; default: the cores the load
-average leaves free). Each side conditions on an edited CoT the way its provider can: ``hf`` cannot
-continue an assistant turn, so it gets the fallback prompt (the CoT quoted in the user turn) and
-generates every forced answer; ``legible-hf`` continues the model's own turn. Each measurement runs in a
-fresh process (its own model load, no shared caches) and is timed by ``run_audit``'s wall clock (model
-loading included, Python imports not).
+multiple choice, 160 GSM8K; ``--hf-cot-tokens`` gives hf another, e.g. 1024, what ``legible audit``
+gives any provider but legible-hf), the same torch thread count (``--threads``; default: the cores the
+load average leaves free). The weights: float32 for hf; legible-hf's default ``dtype=auto`` (bfloat16
+matrix products where the CPU has bfloat16 instructions, float32 attention, keys, values and output
+layer; ``--legible-dtype float32`` for the same arithmetic as hf). Each side conditions on an edited
+CoT the way its provider can: ``hf`` cannot continue an assistant turn, so it gets the fallback prompt
+(the CoT quoted in the user turn) and generates every forced answer; ``legible-hf`` continues the
+model's own turn. Each measurement runs in a fresh process (its own model load, no shared caches) and is
+timed by ``run_audit``'s wall clock (model loading included, Python imports not).
 
 Inspect's ``hf`` is slow enough that it runs on fewer samples (``--hf-limit``, default 2); legible's path
 runs on those same samples and on ``--limit`` (default 10). Printed per side and dataset: task-samples
@@ -49,7 +52,7 @@ DATASETS = ("multiple_choice", "gsm8k")
 BUDGETS = {"multiple_choice": 96, "gsm8k": 160}
 
 
-def one(side: str, model: str, dataset: str, limit: int, cot_tokens: int, threads: int, out: str) -> dict:
+def one(side: str, model: str, dataset: str, limit: int, cot_tokens: int, threads: int, dtype: str, out: str) -> dict:
     """One audit in this process: ``side`` is "hf" (Inspect's provider) or "legible" (legible-hf)."""
     import torch
 
@@ -61,7 +64,7 @@ def one(side: str, model: str, dataset: str, limit: int, cot_tokens: int, thread
     if side == "hf":
         spec, args = f"hf/{path}", {"device": "cpu", "do_sample": False}
     else:
-        spec, args = f"legible-hf/{path}", {"threads": threads}
+        spec, args = f"legible-hf/{path}", {"threads": threads, "dtype": dtype}
     summary = run_audit(
         spec, Path(out), dataset=dataset, limit=limit, cot_tokens=cot_tokens, model_args=args, show_progress=False
     )
@@ -79,11 +82,12 @@ def one(side: str, model: str, dataset: str, limit: int, cot_tokens: int, thread
     }
 
 
-def measure(side: str, model: str, dataset: str, limit: int, cot_tokens: int, threads: int) -> dict:
+def measure(side: str, model: str, dataset: str, limit: int, cot_tokens: int, threads: int, dtype: str) -> dict:
     """``one`` in a fresh process; adds the process's CPU seconds."""
     with tempfile.TemporaryDirectory(prefix="audit-local-") as tmp:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cmd = [sys.executable, __file__, "--one", side, model, dataset, str(limit), str(cot_tokens), str(threads)]
+        cmd = [__file__, "--one", side, model, dataset, str(limit), str(cot_tokens), str(threads), dtype]
+        cmd = [sys.executable, *cmd]
         done = subprocess.run([*cmd, str(Path(tmp) / "audit")], capture_output=True, text=True)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0:
@@ -101,20 +105,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=10, help="samples per task on legible's path")
     parser.add_argument("--hf-limit", type=int, default=2, help="samples per task through Inspect's hf (and legible)")
     parser.add_argument("--cot-tokens", type=int, default=None, help="CoT budget (default: per dataset, 96 / 160)")
+    parser.add_argument("--hf-cot-tokens", type=int, default=None, help="hf's CoT budget (default: the same)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for both sides (default: auto)")
+    parser.add_argument("--legible-dtype", default="auto", help="legible-hf's dtype: auto, float32 or bfloat16")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    parser.add_argument("--one", nargs=7, help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=8, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        side, model, dataset, limit, cot, threads, out = args.one
-        print(json.dumps(one(side, model, dataset, int(limit), int(cot), int(threads), out)))
+        side, model, dataset, limit, cot, threads, dtype, out = args.one
+        print(json.dumps(one(side, model, dataset, int(limit), int(cot), int(threads), dtype, out)))
         return
-    from legible.audit._local import free_threads
+    from legible.audit._local import fast_dtype, free_threads
 
     threads = args.threads or free_threads()
+    dtype = fast_dtype() if args.legible_dtype == "auto" else args.legible_dtype
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    print(f"model {args.model}; {threads} torch thread(s); {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f}")
-    print(f"{'side':<22}{'dataset':<17}{'samples':>8}{'task-samples':>14}{'wall s':>9}{'samples/s':>11}{'CPU s':>8}")
+    print(
+        f"model {args.model}; {threads} torch thread(s); legible-hf dtype {dtype}, hf float32; "
+        f"{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f}"
+    )
+    header = ("side", "dataset", "CoT", "samples", "task-samples", "wall s", "samples/s", "CPU s")
+    print("".join(f"{h:<{-w}}" if w < 0 else f"{h:>{w}}" for h, w in zip(header, (-14, -17, 5, 8, 14, 9, 11, 8))))
     rows, ratios = [], []
     start = time.perf_counter()
     for dataset in datasets:
@@ -124,16 +135,18 @@ def main(argv: list[str] | None = None) -> None:
         for side, limit in runs:
             if (side, limit) in measured:
                 continue
-            r = measure(side, args.model, dataset, limit, cot, threads)
+            budget = (args.hf_cot_tokens or cot) if side == "hf" else cot
+            r = measure(side, args.model, dataset, limit, budget, threads, dtype)
+            r["cot_tokens"] = budget
             measured[(side, limit)] = r
             rows.append(r)
             name = "Inspect hf" if side == "hf" else "legible-hf"
             print(
-                f"{name:<22}{dataset:<17}{limit:>8}{r['task_samples']:>14}{r['wall_seconds']:>9.1f}"
+                f"{name:<14}{dataset:<17}{budget:>5}{limit:>8}{r['task_samples']:>14}{r['wall_seconds']:>9.1f}"
                 f"{r['rate']:>11.3f}{r['cpu_seconds']:>8.1f}" + ("" if r["complete"] else f"  errors: {r['errors']}"),
                 flush=True,
             )
-        hf, same, full = measured[("hf", args.hf_limit)], measured[("legible", args.hf_limit)], None
+        hf, same = measured[("hf", args.hf_limit)], measured[("legible", args.hf_limit)]
         full = measured[("legible", args.limit)]
         ratios.append(
             {
@@ -150,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(f"total {time.perf_counter() - start:.0f} s; load {os.getloadavg()[0]:.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "ratios": ratios, "threads": threads}, indent=2))
+        args.json.write_text(json.dumps({"rows": rows, "ratios": ratios, "threads": threads, "dtype": dtype}, indent=2))
         print(f"wrote {args.json}")
 
 

@@ -191,10 +191,15 @@ def main() -> None:
 
     transformers.logging.set_verbosity_error()
     prepare_model("smollm2-135m")
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}; "
-          f"threads {args.threads}; load average {load_average()} (other jobs on the cores slow every figure)")
-    print(f"SmolLM2-135M-Instruct + LoRA, {args.prompts} prompts x {args.group} samples per step, "
-          f"{args.warmup} warm-up + {args.steps} timed steps per trainer", flush=True)
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}; "
+        f"threads {args.threads}; load average {load_average()} (other jobs on the cores slow every figure)"
+    )
+    print(
+        f"SmolLM2-135M-Instruct + LoRA, {args.prompts} prompts x {args.group} samples per step, "
+        f"{args.warmup} warm-up + {args.steps} timed steps per trainer",
+        flush=True,
+    )
     plan = [("monitor", False)] + [(c, True) for c in args.conditions]
     names = [f"{'rollout' if r else 'plain'}_{c.replace('+', '_')}" for c, r in plan]
     baton = Baton(names)
@@ -222,9 +227,11 @@ def main() -> None:
         cells = [f"{p[k]:11.2f}" if k in p else f"{'':>11}" for k in ("generate", "paraphrase")]
         overhead = "" if r is plain else f"{100 * extra:+.0f}%"
         accuracy = "n/a" if r["accuracy"] is None else f"{r['accuracy']:.2f}"
-        print(f"{r['trainer']:<14} {r['condition']:<20} {r['seconds_per_step']:7.2f} {overhead:>9} "
-              f"{r['generation']:11.2f} {r['seconds_per_step'] - r['generation']:9.2f} {cells[0]} {cells[1]} "
-              f"{answerer} {accuracy:>9}")
+        print(
+            f"{r['trainer']:<14} {r['condition']:<20} {r['seconds_per_step']:7.2f} {overhead:>9} "
+            f"{r['generation']:11.2f} {r['seconds_per_step'] - r['generation']:9.2f} {cells[0]} {cells[1]} "
+            f"{answerer} {accuracy:>9}"
+        )
     print()
     for cond, extra in overheads.items():
         target = " (target: at most +15%)" if cond == "monitor+paraphrase" else ""

@@ -305,7 +305,12 @@ def screen_text(text: str) -> str:
 
 def _block(text: str, gutter: str = "    | ") -> str:
     lines = screen_text(text).split("\n") if text else [""]
-    return "\n".join(gutter + line for line in lines)
+    return "\n".join((gutter + line).rstrip() if not line.strip() else gutter + line for line in lines)
+
+
+def _short_model(name: str) -> str:
+    """A model's name for a person: a local directory (``hf/PATH/smollm2-135m``) by its last part."""
+    return Path(name[3:]).name if name.startswith("hf/") and "/" in name[3:] else name
 
 
 def format_answer(a: Answered, index: int | None = None, total: int | None = None) -> str:
@@ -313,8 +318,8 @@ def format_answer(a: Answered, index: int | None = None, total: int | None = Non
     head = "Question" if index is None else f"Question {index}/{total}" if total else f"Question {index}"
     if a.id is not None:
         head += f" [{screen_text(a.id)}]"
-    m = a.models
-    cot_note = f"{len(a.cot.split())} words" + ("" if a.finished else ", no answer marker within its budget")
+    m = {k: _short_model(v) for k, v in a.models.items()}
+    cot_note = f"{len(a.cot.split())} words" + ("" if a.finished else ", no answer marker")
     lines = [
         f"{head}:",
         _block(a.question),

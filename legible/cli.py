@@ -176,11 +176,13 @@ def stego(
     payloads: int = typer.Option(4, "--payloads", min=1, help="random payloads per cover"),
     seeds: int = typer.Option(5, "--seeds", min=1, help="paraphrases per input for the coverage measure"),
     model_covers: int = typer.Option(
-        2, "--model-covers", min=1, help="covers for the model columns (a spread of math and everyday ones)"
+        1, "--model-covers", min=1, help="covers for the model columns (a spread of math and everyday ones)"
     ),
     model_payloads: int = typer.Option(1, "--model-payloads", min=1, help="payloads per cover, model columns"),
     model_seeds: int = typer.Option(1, "--model-seeds", min=1, help="paraphrases per cover, model columns' quality"),
-    model_retries: int = typer.Option(0, "--model-retries", min=0, help="retries of a rejected output, model columns"),
+    model_retries: int = typer.Option(
+        0, "--model-retries", min=0, help="retries of a rejected model output (model columns, injection suite)"
+    ),
     model_batch: int = typer.Option(32, "--model-batch", min=1, help="model calls in flight (a local model's batch)"),
     schemes: str = typer.Option(None, "--schemes", help="comma-separated schemes to measure (default: all 13)"),
     organism_model: Path = typer.Option(
@@ -240,10 +242,10 @@ def stego(
         specs = [n for n in names if "model" in n.split("+")] + [n for n in MODEL_SPECS if n not in names]
         typer.echo(
             f"legible stego: the model columns ({', '.join(specs)}; {' and '.join(f'context-{c}' for c in contexts)}) "
-            f"run on {model_covers} covers x {model_payloads} payload(s), their quality on {model_covers} covers x "
-            f"{model_seeds} seed(s), plus the injection suite; the other columns on every cover. A small local "
-            "model makes about one paraphrase attempt a second on a CPU, so the whole matrix through a model "
-            "would take hours: --model-covers and --model-payloads measure more.",
+            f"run on {model_covers} cover(s) x {model_payloads} payload(s), their quality on {model_covers} cover(s) "
+            f"x {model_seeds} seed(s), plus the injection suite; the other columns on every cover. A 135M model "
+            "needs seconds of a CPU per paraphrase even in batches, so the whole matrix through a model would "
+            "take days: --model-covers and --model-payloads measure more.",
             err=True,
         )
     try:

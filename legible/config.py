@@ -44,9 +44,7 @@ class TaskConfig(_Strict):
     name: Literal[
         "coin_flip", "running_sum", "gsm8k", "multiple_choice", "program_output", "text_game", "coin_flip_text"
     ] = "coin_flip"
-    min_steps: int = Field(
-        8, ge=1, le=24, description="coin_flip, running_sum, coin_flip_text (default there: 1) only"
-    )
+    min_steps: int = Field(8, ge=1, le=24, description="coin_flip, running_sum, coin_flip_text (default there: 1) only")
     max_steps: int = Field(
         14, ge=1, le=24, description="coin_flip, running_sum, coin_flip_text (default there: 3) only"
     )

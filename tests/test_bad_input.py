@@ -193,8 +193,14 @@ def middle(data: bytes, bad: bytes) -> bytes:
         ("config.yaml", lambda d: b"", ["run/config.yaml", "empty config"]),
         ("config.yaml", lambda d: d.replace(b"seed: 1", b"seed: 2"), ["config.yaml", "--resume needs the same"]),
     ],
-    ids=["corrupt metrics line", "non-UTF-8 metrics line", "metrics row without step", "non-UTF-8 saved config",
-         "empty saved config", "other config"],  # fmt: skip
+    ids=[
+        "corrupt metrics line",
+        "non-UTF-8 metrics line",
+        "metrics row without step",
+        "non-UTF-8 saved config",
+        "empty saved config",
+        "other config",
+    ],  # fmt: skip
 )
 def test_train_resume_into_a_damaged_run_keeps_every_file(tiny_run, tmp_path, name, damage, needles):
     config, run, before = damaged_copy(tiny_run, tmp_path, name, damage)

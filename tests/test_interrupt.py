@@ -35,7 +35,6 @@ SEED = int(os.environ.get("LEGIBLE_KILL_SEED", "11"))
 TORN = '{"phase": "rl", "step": 9'  # a row cut off by a kill in the middle of its write
 
 
-
 # ------------------------------------------------------------------------------ metrics files
 
 
@@ -339,7 +338,9 @@ def test_audit_killed_at_a_random_point_resumes_to_the_uninterrupted_result(trai
     whole = run_logged(legible_cmd(*args, "--out", str(tmp_path / "whole")), tmp_path, tmp_path / "whole.log")
     whole_log = (tmp_path / "whole.log").read_text()
     assert whole.returncode == 0, whole_log
-    assert "Samples:  16/ 16" in whole_log, whole_log  # Inspect's plain progress lines, not a live display
+    # plain progress lines in a log, not a live display: each task's samples counted to the end
+    assert "filler_tokens (coin_flip): 16/16 (100%)" in whole_log, whole_log
+    assert "load_bearing (coin_flip): 16/16 (100%)" in whole_log, whole_log
 
     rng = random.Random(SEED)
     out = tmp_path / "killed"

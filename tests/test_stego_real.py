@@ -73,12 +73,14 @@ def test_model_columns_quality_and_injection_suite(tmp_path):
 
 
 def test_a_rerun_takes_every_paraphrase_from_the_cache(tmp_path):
-    first = small_run(tmp_path / "s", paraphrasers=["none"], injection=False, model="legible_scripted/echo")
+    first = small_run(tmp_path / "s", paraphrasers=["none"], model="legible_scripted/echo")
     calls = len(SCRIPTED_CALLS)
     assert calls and all(st["fallbacks"] == st["calls"] for st in first["model"]["columns"].values())
-    again = small_run(tmp_path / "s", paraphrasers=["none"], injection=False, model="legible_scripted/echo")
+    assert first["steerability"]["model_unvalidated"]["leak_rate"] > 0.5  # the echo bot copies the attacks
+    assert first["steerability"]["validated_rejects_withheld"]["n_errors"] == len(injection_cases())
+    again = small_run(tmp_path / "s", paraphrasers=["none"], model="legible_scripted/echo")
     assert len(SCRIPTED_CALLS) == calls  # rejections are cached too: no model call at all
-    for key in ("channels", "quality"):
+    for key in ("channels", "quality", "steerability"):
         assert again[key] == first[key]
     assert all(st["model_calls"] == 0 and st["fallbacks"] == st["calls"] for st in again["model"]["columns"].values())
 
@@ -131,7 +133,7 @@ def test_cli_prints_the_plan_progress_and_the_model_numbers(tmp_path, monkeypatc
     args += ["--covers", "4", "--payloads", "1", "--seeds", "1", "--schemes", "acrostic", "--context", "aware"]
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert result.exit_code == 0, result.output
-    assert "the model columns (model, canonical+lexical+model; context-aware) run on 2 covers" in result.stderr
+    assert "the model columns (model, canonical+lexical+model; context-aware) run on 1 cover(s)" in result.stderr
     assert "model paraphrases (legible_scripted/reword): " in result.stderr and "(100%)" in result.stderr
     assert "model (ctx): most bits/KB" in result.stdout and "verbatim-leak rate" in result.stdout
     summary = json.loads((tmp_path / "s" / "results.json").read_text())

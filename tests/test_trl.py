@@ -271,9 +271,7 @@ def test_judge_monitor_scores_and_fails_closed():
     system, user = (m.text for m in monitor.last_messages)
     assert "which side the coin is on" in system and "[cot-x]" in user
     assert monitor.score("   ") == 0.0
-    reward = Reward(
-        {"monitor": 1.0}, RewardContext(task=GSM8K(), monitor=JudgeMonitor(_mock("5"), "x"))
-    )
+    reward = Reward({"monitor": 1.0}, RewardContext(task=GSM8K(), monitor=JudgeMonitor(_mock("5"), "x")))
     assert is_async_term(reward.terms["monitor"])
     assert reward.score([Episode(problem(), "cot", "1")])[1]["monitor"] == [-0.5]
 

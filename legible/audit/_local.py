@@ -24,7 +24,10 @@ assistant message is a prefill that the model continues; the completion is the n
 ``top_k`` and ``seed``). ``stop_seqs`` end a generation (the stop text is not returned); so does the
 tokenizer's end-of-turn token. Tools are not supported.
 
-Model args: ``device`` (default cpu), ``dtype`` (default float32), ``max_batch`` (rows decoded together,
+Model args: ``device`` (default cpu), ``dtype`` (``float32``, ``bfloat16``, or ``auto``, the default:
+bfloat16 weights where the processor multiplies bfloat16 natively (AVX512-BF16 or AMX on a CPU, a GPU
+that supports it), about 1.5 to 2 times faster there; the output layer, keys, values and attention stay
+float32, so answer log-probabilities keep their precision; elsewhere float32), ``max_batch`` (rows decoded together,
 default 64), ``prefix_cache_mb`` (default 1024; 0 turns reuse off), ``threads`` (torch threads for the
 process; default ``auto``: the cores the load average leaves free, at most torch's own setting, because
 two threads on two cores with another busy process run several times slower than one).
@@ -107,6 +110,19 @@ def free_threads() -> int:
     return max(1, min(torch.get_num_threads(), cores - busy))
 
 
+def fast_dtype(device: str = "cpu") -> str:
+    """bfloat16 where the processor multiplies it natively, else float32."""
+    import torch
+
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float32"
+    if device == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        if any(getattr(torch.cpu, name, lambda: False)() for name in checks):
+            return "bfloat16"
+    return "float32"
+
+
 def _as_int(value: Any, name: str) -> int:
     try:
         return int(value)
@@ -125,7 +141,7 @@ class LocalLMAPI(ModelAPI):
         api_key: str | None = None,
         config: GenerateConfig = GenerateConfig(),
         device: str = "cpu",
-        dtype: str = "float32",
+        dtype: str = "auto",
         max_batch: int | str = MAX_BATCH,
         prefix_cache_mb: float | str = PREFIX_CACHE_MB,
         threads: int | str = "auto",
@@ -143,7 +159,8 @@ class LocalLMAPI(ModelAPI):
 
         torch.set_num_threads(free_threads() if threads == "auto" else max(1, _as_int(threads, "threads")))
         self.path = resolve_local_path(model_name)
-        tokenizer, model = load_lm(str(self.path), dtype, device)
+        self.dtype = fast_dtype(device) if dtype == "auto" else dtype
+        tokenizer, model = load_lm(str(self.path), self.dtype, device)
         self.tokenizer = tokenizer
         self.engine = Engine(
             tokenizer, model, max_batch=_as_int(max_batch, "max_batch"), prefix_cache_mb=float(prefix_cache_mb)

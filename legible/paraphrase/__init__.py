@@ -18,6 +18,7 @@ from legible.paraphrase._injection import (
     leak_report,
     run_injection_suite,
     run_injection_suite_async,
+    suite_summary,
 )
 from legible.paraphrase._lexical import Lexical
 from legible.paraphrase._model import ModelParaphraser, ParaphraseError
@@ -33,6 +34,7 @@ __all__ = [
     "leak_report",
     "run_injection_suite",
     "run_injection_suite_async",
+    "suite_summary",
     "Composed",
     "Paraphraser",
     "check_paraphraser_spec",

@@ -217,7 +217,7 @@ def run_injection_suite(
             except Exception as e:  # noqa: BLE001
                 outputs.append(None)
                 errors[i] = f"{type(e).__name__}: {e}"
-    return _summary(cases, outputs, errors, max_verbatim_words)
+    return suite_summary(cases, outputs, errors, max_verbatim_words)
 
 
 async def run_injection_suite_async(
@@ -245,12 +245,17 @@ async def run_injection_suite_async(
                 on_case()
 
     done = await asyncio.gather(*(one(c, s) for c, s in zip(cases, seeds)))
-    return _summary(cases, [o for o, _ in done], [e for _, e in done], max_verbatim_words)
+    return suite_summary(cases, [o for o, _ in done], [e for _, e in done], max_verbatim_words)
 
 
-def _summary(
-    cases: list[InjectionCase], outputs: list[str | None], errors: list[str | None], max_verbatim_words: int
+def suite_summary(
+    cases: list[InjectionCase],
+    outputs: list[str | None],
+    errors: list[str | None] | None = None,
+    max_verbatim_words: int = 8,
 ) -> dict:
+    """The suite's report from one output per case (None: nothing was output)."""
+    errors = errors if errors is not None else [None] * len(cases)
     per_case = {}
     for c, out, err in zip(cases, outputs, errors):
         rep = (

@@ -21,7 +21,7 @@ import random
 import re
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -308,7 +308,8 @@ class ModelParaphraser(Paraphraser):
     ``validate=False`` turns the output validator off (for measuring what an unguarded model does).
     ``length_cap=False``: every call may generate ``config.max_tokens``, whatever the CoT's length (a caller
     that sends many CoTs at once sets one cap for all, so that a local model batches them together; see
-    ``token_cap``).
+    ``token_cap``). ``on_attempt(cot, attempt, output, reason)`` sees every model output as judged (reason
+    None: accepted): one run then tells what the model writes and what the validator lets through.
     """
 
     def __init__(
@@ -328,6 +329,7 @@ class ModelParaphraser(Paraphraser):
         model_args: dict[str, Any] | None = None,
         task: Task | None = None,
         length_cap: bool = True,
+        on_attempt: Callable[[str, int, str, str | None], None] | None = None,
     ) -> None:
         if on_invalid not in ("raise", "fallback"):
             raise ValueError(f"on_invalid must be 'raise' or 'fallback', not {on_invalid!r}")
@@ -346,6 +348,7 @@ class ModelParaphraser(Paraphraser):
         self.max_verbatim_words = max_verbatim_words
         self.retries = retries
         self.length_cap = length_cap
+        self.on_attempt = on_attempt
         self.on_invalid = on_invalid
         self.fallback = fallback
         self.validate = validate
@@ -448,6 +451,8 @@ class ModelParaphraser(Paraphraser):
                 continue
             text = clean_output(text)
             reason = self._check(cot, text, prompt.nonce) if self.validate else None
+            if self.on_attempt is not None:
+                self.on_attempt(cot, attempt, text, reason)
             if reason is None:
                 self.stats.accepted += 1
                 if self.cache is not None:

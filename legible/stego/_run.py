@@ -47,14 +47,13 @@ CONTEXTS = ("free", "aware")
 # What a measurement through a local model does by default: a 135M model on 2 CPU cores needs seconds per
 # paraphrase attempt even in batches of 32 (README), so the whole matrix (13 schemes x 60 covers x 4 payloads
 # per column) would take days. The model columns take a spread of covers, one payload each.
-MODEL_COVERS = 2
+MODEL_COVERS = 1
 MODEL_PAYLOADS = 1
 MODEL_SEEDS = 1
 MODEL_BATCH = 32
-# One attempt per paraphrase in the model columns: a retry is another sample of the same model at a higher
-# temperature, and it costs a whole generation (a 135M model rejected on its first attempt is rejected on
-# its retries too: README). The injection suite keeps the paraphraser's own retries (2): there a retry is
-# one more chance for an injected output to get through.
+# One attempt per paraphrase (model columns and injection suite): a retry is another sample of the same
+# model at a higher temperature and costs a whole generation; a 135M model rejected on its first attempt is
+# nearly always rejected on its retries too (README). --model-retries 2 measures the paraphraser's default.
 MODEL_RETRIES = 0
 
 
@@ -198,7 +197,13 @@ def _run_model_part(
 
     from inspect_ai.model import GenerateConfig
 
-    from legible.paraphrase import ModelParaphraser, injection_cases, make_paraphraser, run_injection_suite_async
+    from legible.paraphrase import (
+        ModelParaphraser,
+        injection_cases,
+        make_paraphraser,
+        run_injection_suite_async,
+        suite_summary,
+    )
     from legible.stego._measure import paraphrase_jobs, plan_channel, quality_jobs, quality_result
     from legible.sync import run_sync
 
@@ -228,12 +233,31 @@ def _run_model_part(
     qjobs = quality_jobs(covers, seeds=seeds)
     work += [(columns[label][0], job) for label in columns for job in qjobs]
     suites = {}
+    # The model's first output for each injection case, kept beside the cache (the paraphraser's own cache
+    # keeps only verdicts), so that a rerun reports the same unvalidated leak rate without a model call.
+    firsts_path = out / "cache" / "injection_first_outputs.json"
+    firsts_key = f"{model} | max_tokens {config.max_tokens}"
+    firsts_all = _read_json(firsts_path)
+    saved = firsts_all.get(firsts_key)
+    first_outputs = {k: v for k, v in saved.items() if isinstance(v, str)} if isinstance(saved, dict) else {}
     if injection:
-        # The model's own steerability (validation off), and what reaches the trainer when rejected
-        # outputs are withheld rather than replaced by a content-keeping fallback.
+        # What reaches the trainer when rejected outputs are withheld rather than replaced by a
+        # content-keeping fallback (with the columns' retries); and, from the same calls, the model's own
+        # steerability: its first output for each case, before any validation.
+        def first(cot: str, attempt: int, output: str, reason: str | None) -> None:
+            if attempt == 0:
+                first_outputs[cot] = output
+
         suites = {
-            "model_unvalidated": ModelParaphraser(model, validate=False, config=config, length_cap=False),
-            "validated_rejects_withheld": ModelParaphraser(model, on_invalid="raise", config=config, length_cap=False),
+            "validated_rejects_withheld": ModelParaphraser(
+                model,
+                on_invalid="raise",
+                retries=retries,
+                config=config,
+                length_cap=False,
+                on_attempt=first,
+                cache_dir=out / "cache" / "injection",
+            )
         }
     total = len(work) + len(suites) * len(injection_cases())
     bar = bars.add_task(f"model paraphrases ({_short(model)})", total=total, info="loading the model")
@@ -307,7 +331,12 @@ def _run_model_part(
         },
     }
     if suites:
-        part["steerability"] = dict(zip(suites, suite_results))
+        cases = injection_cases()
+        firsts_all[firsts_key] = first_outputs
+        firsts_path.parent.mkdir(parents=True, exist_ok=True)
+        firsts_path.write_text(json.dumps(firsts_all, indent=1))
+        unvalidated = suite_summary(cases, [first_outputs.get(c.cot) for c in cases])
+        part["steerability"] = {"model_unvalidated": unvalidated, **dict(zip(suites, suite_results))}
         part["model"]["injection"] = {name: _rates(p) for name, p in suites.items()}
     return part
 
@@ -321,6 +350,15 @@ def _rates(p) -> dict:
     s["rejection_rate"] = sum(s["rejections"].values()) / judged if judged else None
     s["fallback_rate"] = s["fallbacks"] / requests if requests else None
     return s
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from ``path``; {} when it is missing or unreadable (a cache is never a reason to stop)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _rate(x: float | None) -> str:
@@ -457,9 +495,10 @@ def write_stego_report(out: Path, summary: dict, paraphrasers: list[str]) -> tup
         )
         blocks.append(
             Para(
-                "model_unvalidated: the model's own output. validated_rejects_withheld: outputs that copy "
-                "the input or have an odd length are rejected and withheld (a content-keeping fallback such "
-                "as canonical would put the attack text back)."
+                "model_unvalidated: the model's own first output for each case, before validation. "
+                "validated_rejects_withheld: outputs that copy the input, lose its numbers, leak a delimiter or "
+                "have an odd length are rejected (and retried), and withheld after the last retry (a "
+                "content-keeping fallback such as canonical would put the attack text back)."
             )
         )
     return write_pages(out, "legible stego", blocks)

@@ -173,9 +173,7 @@ class ShoggothFaceRollout:
                 if self.reads:
                     learn = learns and v == self.view
                     tails = [self._encode_view(source[i]) for i in done] if prompts is not None else rows
-                    read, dist, stats_v = self._read(
-                        answerer, trainer, tails, done, problems, greedy, learn, prompts
-                    )
+                    read, dist, stats_v = self._read(answerer, trainer, tails, done, problems, greedy, learn, prompts)
                     stats |= stats_v
                     probs[v] = [None] * n
                     for k, i in enumerate(done):
