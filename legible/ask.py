@@ -7,8 +7,11 @@ the Shoggoth's CoT. The prompt and the answer marker are those of the text backe
 ``marker_pattern``), so a model trained with ``legible train`` is asked as it was trained.
 
 Models are Inspect AI model names (``hf/DIR``, ``openai/NAME``, ...) or a local model's short name
-(``smollm2-135m``, see ``legible models``). Every question runs at once: a local model batches the calls
-of all questions (Inspect's ``hf`` provider), a remote one gets ``batch`` of them in flight.
+(``smollm2-135m``, see ``legible models``), served by legible's fast local provider (``legible-hf``, the
+audit's). Every question runs at once: a local model batches the calls of all questions, a remote one
+gets ``batch`` of them in flight. Where the provider continues an assistant turn (``legible-hf``,
+``anthropic``), the Face's reply starts with the answer marker, so even a small model answers in the
+format; elsewhere the Face is asked to write the marker.
 
 Model text is data. :func:`screen_text` shows it to a person with control and format characters made
 visible (a CoT cannot move the cursor, recolour the terminal or hide characters), every line behind a
@@ -59,14 +62,12 @@ class QuestionError(ValueError):
 
 
 def inspect_model_name(spec: str, *, on_status: Callable[[str], None] | None = None) -> str:
-    """The Inspect model name of ``spec``: a local model's short name (``smollm2-135m`` or
-    ``hf/smollm2-135m``) becomes ``hf/`` + its prepared directory (converted on first use); any other name
-    is returned as given."""
-    from legible.policy import local_model_names, resolve_model
+    """The Inspect model name of ``spec``: a local model's short name (``smollm2-135m``) becomes
+    ``legible-hf/smollm2-135m`` (legible's fast local provider; ``hf/smollm2-135m`` asks for Inspect's own),
+    prepared on first use; any other name is returned as given."""
+    from legible.audit import resolve_audit_model
 
-    if spec in local_model_names():
-        spec = f"hf/{spec}"
-    return resolve_model(spec, on_status=on_status)
+    return resolve_audit_model(spec, on_status=on_status)
 
 
 @dataclass
@@ -215,8 +216,9 @@ async def _ask_all(items: list[dict], s: AskSettings, on_stage: Callable[[str], 
 
 
 async def _ask_one(item: dict, s: AskSettings, shoggoth, face, paraphraser, monitor, rng, on_stage) -> Answered:
-    from inspect_ai.model import ChatMessageUser
+    from inspect_ai.model import ChatMessageAssistant, ChatMessageUser
 
+    from legible.audit import prefill_method
     from legible.config import TRLSettings
     from legible.monitor import drift_metrics, english_score, hierarchy_level, odd_token_rate
     from legible.tasks import Problem
@@ -246,10 +248,14 @@ async def _ask_one(item: dict, s: AskSettings, shoggoth, face, paraphraser, moni
         question=question, tag=f"cot-{nonce}", cot=as_data(paraphrase, nonce), marker=s.answer_marker
     )
     config = _greedy_or_sampled(str(face), s.temperature, s.max_answer_tokens)
-    out = await face.generate([ChatMessageUser(content=face_user)], config=config)
+    messages: list = [ChatMessageUser(content=face_user)]
+    prefilled = prefill_method(face) == "assistant"
+    if prefilled:  # the reply starts with the marker: what follows is the answer
+        messages.append(ChatMessageAssistant(content=s.answer_marker))
+    out = await face.generate(messages, config=config)
     if out.error:
         raise RuntimeError(f"the Face ({face}) failed: {out.error}")
-    face_reply = out.completion
+    face_reply = (s.answer_marker + " " + out.completion.lstrip(" ")) if prefilled else out.completion
     _, answer = _split_at_marker(face_reply, s.answer_marker)
     on_stage("answer")
     # 4. the monitor and the drift metrics read the Shoggoth's CoT

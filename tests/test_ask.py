@@ -225,7 +225,9 @@ def test_ask_smollm2_end_to_end(smollm2, monkeypatch):
     )
     assert result.exit_code == 0, result.output
     (row,) = [json.loads(line) for line in result.stdout.splitlines()]
-    assert row["models"]["shoggoth"] == f"hf/{smollm2}" and row["models"]["face"] == f"hf/{smollm2}"
-    assert row["cot"].strip() and row["paraphrase"].strip() and row["face_reply"].strip()
+    # legible's fast local provider, which continues the Face's turn from the answer marker: it always answers
+    assert row["models"]["shoggoth"] == row["models"]["face"] == "legible-hf/smollm2-135m"
+    assert row["cot"].strip() and row["paraphrase"].strip() and row["face_reply"].startswith("Answer:")
+    assert row["answer"], row["face_reply"]
     assert row["drift"]["english_score"] is not None and row["drift"]["level"] in (1, 2, 3, 4)
     assert isinstance(row["monitor_score"], float)

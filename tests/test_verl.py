@@ -376,6 +376,20 @@ def test_prepare_generated_task_and_cli(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+def test_prepare_takes_the_configs_flip_counts(tmp_path):
+    import pandas as pd
+
+    cfg = tmp_path / "coin.yaml"
+    cfg.write_text(yaml.safe_dump({"backend": "verl", "model": "/m", "task": {"name": "coin_flip_text", "min_steps": 5,
+                                   "max_steps": 6}, "condition": "monitor", "monitor_words": ["heads"]}))  # fmt: skip
+    paths = lv.prepare("coin_flip_text", tmp_path / "d", config=cfg, train=20, val=4)
+    rows = pd.read_parquet(paths["train"])
+    flips = {lv.problem_from_json(p["problem"]).steps for p in rows["extra_info"]}
+    assert flips <= {5, 6} and flips  # the config's 5..6 flips, not the task's default 1..3
+    default = pd.read_parquet(lv.prepare("coin_flip_text", tmp_path / "e", train=20, val=4)["train"])
+    assert {lv.problem_from_json(p["problem"]).steps for p in default["extra_info"]} <= {1, 2, 3}
+
+
 def test_problem_json_round_trip():
     game = TextGameTask().sample(random.Random(0))
     assert lv.problem_from_json(lv.problem_to_json(game)) == Problem(

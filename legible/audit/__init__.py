@@ -31,6 +31,7 @@ _EXPORTS = {
     "OrganismAPI": "legible.audit._provider",
     "LocalLMAPI": "legible.audit._local",
     "resolve_audit_model": "legible.audit._run",
+    "prefill_method": "legible.audit._answer",
     "serve": "legible.audit._openai_server",
 }
 

@@ -55,9 +55,10 @@ def prepare(
     if (val is not None and val < 0) or (train is not None and train < 1):
         raise ValueError("need train >= 1 and val >= 0")
     cfg = load_legible_config(config)
-    if path is None and cfg.task.name == task_name:
-        path = cfg.task.path
-    task = make_task(task_name, **({"path": path} if path is not None else {}))
+    if cfg.task.name == task_name and path is None:
+        task = cfg.task.build()  # the config's own task: its path, or its min_steps..max_steps (coin_flip_text)
+    else:
+        task = make_task(task_name, **({"path": path} if path is not None else {}))
     pool = getattr(task, "problems", None)
     if pool:
         val = min(64, max(1, len(pool) // 10)) if val is None else val
