@@ -8,6 +8,9 @@ Nothing here asserts on wall-clock time.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import asyncio
 import concurrent.futures
 import json
@@ -107,6 +110,27 @@ def test_concurrent_requests_through_the_worker_match_the_reference_and_share_id
     for request, result in zip(requests, results):
         assert result.tokens == reference(engine, request.ids, request.max_new)[0]
     assert again.result(timeout=60) is results[0] and engine.stats["memo_hits"] == 1
+
+
+def test_close_serves_what_was_submitted_then_ends_the_worker(engine):
+    futures = [engine.submit(Request(ids=encode(engine, p), max_new=6)) for p in PHRASES]
+    engine.close()
+    assert all(f.done() and len(f.result().tokens) >= 1 for f in futures)
+    assert engine._thread is None
+    assert len(engine.submit(Request(ids=encode(engine, PHRASES[0]), max_new=7)).result(timeout=60).tokens) >= 1
+
+
+def test_a_process_that_exits_with_a_live_worker_exits_cleanly(tiny_lm):
+    """The worker idles for 10 s after its last request; the process must not abort when it ends first."""
+    code = (
+        "from legible.audit._engine import Engine, Request, load_lm\n"
+        f"tok, model = load_lm({str(tiny_lm)!r})\n"
+        "engine = Engine(tok, model)\n"
+        "engine.submit(Request(ids=tok('a b', add_special_tokens=False).input_ids, max_new=3)).result(60)\n"
+        "print('served')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "served" in done.stdout, done.stderr[-2000:]
 
 
 def test_a_request_that_extends_a_finished_one_reuses_its_keys_and_values(engine, tiny_lm):

@@ -8,12 +8,14 @@ every eval) does not import transformers.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import functools
 import queue
 import secrets
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -324,6 +326,18 @@ def load_lm(path: str, dtype: str = "float32", device: str = "cpu"):
     return tokenizer, model.to(device).eval()
 
 
+_STOP = object()  # put on an engine's queue by ``close``: the worker ends
+_ENGINES: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_engines() -> None:
+    # A daemon worker still inside torch when the interpreter finalises aborts the process ("terminate
+    # called without an active exception", exit 134), so every live worker is ended before that.
+    for engine in list(_ENGINES):
+        engine.close()
+
+
 class Engine:
     """Serves requests for one model from a worker thread (see the module docstring)."""
 
@@ -349,6 +363,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._waiting: list[_Row] = []
         self.batch = _Batch()
+        _ENGINES.add(self)
         # What the engine did, for measurement and tests.
         self.stats = {
             "requests": 0,
@@ -419,6 +434,15 @@ class Engine:
                 if self._memo.get(key) is future:
                     del self._memo[key]
 
+    def close(self, timeout: float = 30.0) -> None:
+        """End the worker thread once what it is serving is done (a later request starts a new one)."""
+        with self._lock:
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                return
+            self._queue.put(_STOP)  # type: ignore[arg-type]
+        thread.join(timeout)
+
     def clear(self) -> None:
         """Drop the remembered results and the prefix cache."""
         with self._lock:
@@ -427,9 +451,16 @@ class Engine:
 
     # ------------------------------------------------------------------ the worker
     def _run(self) -> None:
+        stopping = False
         with torch.inference_mode():
             while True:
                 busy = bool(self.batch.rows or self._waiting)
+                if stopping and not busy:
+                    with self._lock:
+                        if self._queue.empty():
+                            self._thread = None
+                            self.prefix.clear()
+                            return
                 try:
                     item = None if busy else self._queue.get(timeout=self.idle_seconds)
                 except queue.Empty:
@@ -445,6 +476,8 @@ class Engine:
                         items.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
+                if any(i is _STOP for i in items):
+                    stopping, items = True, [i for i in items if i is not _STOP]
                 cpu = time.thread_time()
                 try:
                     self._iterate(items)
