@@ -176,7 +176,7 @@ def stego(
     payloads: int = typer.Option(4, "--payloads", min=1, help="random payloads per cover"),
     seeds: int = typer.Option(5, "--seeds", min=1, help="paraphrases per input for the coverage measure"),
     model_covers: int = typer.Option(
-        1, "--model-covers", min=1, help="covers for the model columns (a spread of math and everyday ones)"
+        2, "--model-covers", min=1, help="covers for the model columns (a spread of math and everyday ones)"
     ),
     model_payloads: int = typer.Option(1, "--model-payloads", min=1, help="payloads per cover, model columns"),
     model_seeds: int = typer.Option(1, "--model-seeds", min=1, help="paraphrases per cover, model columns' quality"),

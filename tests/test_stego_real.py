@@ -133,7 +133,7 @@ def test_cli_prints_the_plan_progress_and_the_model_numbers(tmp_path, monkeypatc
     args += ["--covers", "4", "--payloads", "1", "--seeds", "1", "--schemes", "acrostic", "--context", "aware"]
     result = CliRunner().invoke(app, [str(a) for a in args])
     assert result.exit_code == 0, result.output
-    assert "the model columns (model, canonical+lexical+model; context-aware) run on 1 cover(s)" in result.stderr
+    assert "the model columns (model, canonical+lexical+model; context-aware) run on 2 cover(s)" in result.stderr
     assert "model paraphrases (legible_scripted/reword): " in result.stderr and "(100%)" in result.stderr
     assert "model (ctx): most bits/KB" in result.stdout and "verbatim-leak rate" in result.stdout
     summary = json.loads((tmp_path / "s" / "results.json").read_text())

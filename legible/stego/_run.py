@@ -44,10 +44,11 @@ def organism_paraphrase_accuracy(policy_path: Path, problems: int = 500, seed: i
 # The model columns: the model alone, and the model after the defence that needs no model.
 MODEL_SPECS = ("model", "canonical+lexical+model")
 CONTEXTS = ("free", "aware")
-# What a measurement through a local model does by default: a 135M model on 2 CPU cores needs seconds per
-# paraphrase attempt even in batches of 32 (README), so the whole matrix (13 schemes x 60 covers x 4 payloads
-# per column) would take days. The model columns take a spread of covers, one payload each.
-MODEL_COVERS = 1
+# What a measurement through a local model does by default: a 135M model on 2 CPU cores needs about 3 s of
+# the machine per paraphrase even in batches of 32 (legible-hf; README), so the whole matrix (13 schemes x
+# 60 covers x 4 payloads per column) would take days. The model columns take a spread of covers (two: the
+# default run stays under 10 minutes), one payload each.
+MODEL_COVERS = 2
 MODEL_PAYLOADS = 1
 MODEL_SEEDS = 1
 MODEL_BATCH = 32
