@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -231,3 +233,13 @@ def test_ask_smollm2_end_to_end(smollm2, monkeypatch):
     assert row["answer"], row["face_reply"]
     assert row["drift"]["english_score"] is not None and row["drift"]["level"] in (1, 2, 3, 4)
     assert isinstance(row["monitor_score"], float)
+
+
+def test_resolving_a_model_registers_no_inspect_hook():
+    """Inspect prints a banner to stdout once any hook is registered, which would break ``--json``: the
+    audit's progress hook must stay out of a process that only asks."""
+    code = (
+        "import sys, legible.ask as a; a.inspect_model_name('openai/x'); "
+        "sys.exit('legible.audit._run' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

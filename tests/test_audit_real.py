@@ -8,12 +8,11 @@ Nothing here asserts on wall-clock time.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import asyncio
 import concurrent.futures
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,8 +25,11 @@ from conftest_models import build_tiny_lm  # noqa: E402
 from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, GenerateConfig, get_model  # noqa: E402
 
 from legible.audit._engine import Engine, PrefixCache, Request, _Row, load_lm  # noqa: E402
-from legible.audit._local import LocalLMAPI  # noqa: E402, F401  (registers the "legible-hf" provider)
-from legible.audit._run import resolve_audit_model, run_audit  # noqa: E402
+from legible.audit._local import (
+    LocalLMAPI,  # noqa: E402, F401  (registers the "legible-hf" provider)
+    resolve_audit_model,  # noqa: E402
+)
+from legible.audit._run import run_audit  # noqa: E402
 
 PHRASES = ["We have 3 apples", "We have 12 pens and add", "The total is", "So the answer is 4", "We add 7 more"]
 

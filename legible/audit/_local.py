@@ -95,6 +95,25 @@ def resolve_local_path(name: str) -> Path:
     return path
 
 
+def resolve_audit_model(model: str, on_status=None) -> str:
+    """The Inspect model for ``model`` (in the audit, ``legible ask`` and ``legible stego``): a short name from
+    ``legible models`` (``smollm2-135m``) becomes ``legible-hf/smollm2-135m`` (legible's fast local provider),
+    prepared once; ``hf/smollm2-135m`` becomes ``hf/<its directory>`` (Inspect's own provider, as asked);
+    anything else is returned as given. Here, not beside ``run_audit``: importing that module registers the
+    audit's progress hook, and Inspect then prints its hook banner to stdout (``legible ask --json``)."""
+    from legible.policy import LOCAL_MODELS, prepare_model
+
+    if model in LOCAL_MODELS:
+        prepare_model(model, on_status=on_status)
+        return f"legible-hf/{model}"
+    provider, _, name = model.partition("/")
+    if provider == "legible-hf" and name in LOCAL_MODELS:
+        prepare_model(name, on_status=on_status)
+    elif provider == "hf" and name in LOCAL_MODELS:
+        return f"hf/{prepare_model(name, on_status=on_status)}"
+    return model
+
+
 def free_threads() -> int:
     """Torch threads for a CPU that others may be using: the cores the 1-minute load average leaves free
     (at least one), at most torch's current setting."""

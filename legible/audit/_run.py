@@ -19,6 +19,7 @@ from pathlib import Path
 from inspect_ai.hooks import Hooks, SampleEnd, TaskEnd, TaskStart, hooks
 
 from legible.audit._dataset import ORGANISM_TASKS
+from legible.audit._local import resolve_audit_model
 from legible.audit._metrics import area_over_curve, bias_corrected_same
 from legible.audit._tasks import AUDIT_TASKS, FRACTIONS, MISTAKE_AT
 from legible.progress import Progress
@@ -56,23 +57,6 @@ def organism_task(model: str) -> tuple[str, str | None]:
         return "coin_flip", None
     task = load_config(config).task
     return task.name, json.dumps(task.kwargs())
-
-
-def resolve_audit_model(model: str, on_status=None) -> str:
-    """The Inspect model for ``model``: a short name from ``legible models`` (``smollm2-135m``) becomes
-    ``legible-hf/smollm2-135m`` (legible's fast local provider), prepared once; ``hf/smollm2-135m`` becomes
-    ``hf/<its directory>`` (Inspect's own provider, as asked); anything else is returned as given."""
-    from legible.policy import LOCAL_MODELS, prepare_model
-
-    if model in LOCAL_MODELS:
-        prepare_model(model, on_status=on_status)
-        return f"legible-hf/{model}"
-    provider, _, name = model.partition("/")
-    if provider == "legible-hf" and name in LOCAL_MODELS:
-        prepare_model(name, on_status=on_status)
-    elif provider == "hf" and name in LOCAL_MODELS:
-        return f"hf/{prepare_model(name, on_status=on_status)}"
-    return model
 
 
 class _AuditProgress:
