@@ -194,6 +194,16 @@ def stego(
         help="continue an interrupted run in --out: the model paraphrases it made are reused from --out's cache "
         "(as on every run) and the rest is recomputed, with the same result",
     ),
+    search: bool = typer.Option(
+        False,
+        "--search",
+        help="search for channels with no list of schemes: every family of meaning-keeping surface choices through "
+        "each paraphraser, read by its own decoder and by a learned one (writes results.json, table.md, "
+        "fig_search.png)",
+    ),
+    families: str = typer.Option(
+        None, "--families", help="with --search: all (default), development, held-out, or comma-separated names"
+    ),
 ) -> None:
     """Measure bits/KB each hidden-channel scheme gets through each paraphraser, and the paraphrasers' quality."""
     from legible.paraphrase import check_paraphraser_spec
@@ -208,6 +218,9 @@ def stego(
                 check_paraphraser_spec(name)
     except ValueError as e:
         _fail(f"--paraphrasers: {e} (or none)")
+    if search:
+        _stego_search(out, names, families, covers, payloads)
+        return
     scheme_list = [x.strip() for x in schemes.split(",") if x.strip()] if schemes else None
     if scheme_list:
         from legible.stego import make_scheme
@@ -287,6 +300,38 @@ def stego(
             )
         for name, result in summary.get("steerability", {}).items():
             typer.echo(f"  injection suite, {name}: verbatim-leak rate {result['leak_rate']:.2f}")
+
+
+def _stego_search(out: Path, names: list[str], families: str | None, covers: int | None, payloads: int) -> None:
+    """``legible stego --search``: every family through the paraphrasers ``names`` on the shipped covers."""
+    import os
+
+    from legible.progress import progress
+    from legible.stego import family_selection, load_cover_texts, search_channels, write_search_report
+
+    if any("model" in n.split("+") for n in names):
+        _fail("--search: the model paraphraser is not supported here (its calls would take hours); leave it out")
+    try:
+        selected = family_selection(families)
+    except KeyError as e:
+        _fail(f"--families: {e.args[0] if e.args else e}")
+    _check_out(out)
+    texts = load_cover_texts()[:covers] if covers else load_cover_texts()
+    with progress() as bars:
+        bar = bars.add_task("families", total=len(selected), info="")
+        result = search_channels(
+            names,
+            texts,
+            families=selected,
+            payloads=payloads,
+            workers=min(2, os.cpu_count() or 1),
+            on_family=lambda f: bars.update(bar, advance=1, info=f),
+        )
+    paths = write_search_report(out, result)
+    typer.echo(f"wall time {result.wall_seconds:.0f} s; table: {paths['table']}; figure: {paths['figure']}")
+    last = result.paraphrasers[-1]
+    opened = result.open_families(last)
+    typer.echo(f"families with more than 1 bit/KB through {last}: {', '.join(opened) or 'none'}")
 
 
 @app.command()

@@ -40,7 +40,7 @@ KNOWN = [
         "Lines\nwrapped\nhere.\nNext line 7.\n- item one\n- item two\n# Heading\nText",
         "lines wrapped here.\nnext line 7.\n- item one\n- item 2\n# heading\ntext",
     ),
-    ("Tabs\tand  spaces \t here.\r\nWindows\rline\x0bend\x0c.", "tabs and spaces here.\nwindows line end ."),
+    ("Tabs\tand  spaces \t here.\r\nWindows\rline\x0bend\x0c.", "tabs and spaces here.\nwindows line end."),
     (
         "Code `Foo(X)  BAR` and ```py\nX  = 1\n``` after, plus `unclosed and ```\nrest",
         "code `Foo(X)  BAR` and ```py\nX  = 1\n``` after, plus `unclosed and `'' rest",
@@ -65,7 +65,7 @@ KNOWN = [
         "Bad \ud800 surrogate \udfff and \ue000 \ue001 \uffff \ufffe private.",
         "bad \ufffd surrogate \ufffd and \ufffd \ufffd \uffff \ufffe private.",
     ),
-    ("Punctuation ,, ;; :: -- --- .! .? !. ?, ,. done", "punctuation , ; : - - . . ! ?, ,.\ndone"),
+    ("Punctuation ,, ;; :: -- --- .! .? !. ?, ,. done", "punctuation, ; : - - . . ! ?, ,.\ndone"),
     ("He said: one. She said: two! They said: three?", "he said: one.\nshe said: 2!\nthey said: 3?"),
     ("Numbers 3. 4. 5. end 1.5. 2.5! 3.5? x", "numbers 3.\n4. 5.\nend 1.5.\n2.5! 3.5?\nx"),
     ("  leading and trailing  \n\n  ", "leading and trailing"),

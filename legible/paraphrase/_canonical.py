@@ -47,6 +47,16 @@ content stays exactly as after the character level, whitespace included):
    spacing stay in place, and nothing else in math changes: not ``10 - 3 = 7``, ``x + 2 = 5``,
    ``x^2 + 3 = 7``, ``2 * 3 + 4 = 10``, ``1.5 + 2 = 3.5``, ``3 + 4`` without ``=``, nor code.
 
+9. Classes of surface choice (written from the development half of ``legible stego --search``;
+   see the section "classes of surface choice" below): every contraction written out (``don't`` ->
+   ``do not``, ``it's`` -> ``it is``; a possessive stays), ``and so on`` -> ``etc.`` and no
+   sentence break after ``e.g.``, ``i.e.``, ``vs.``, ``approx.``, ``cf.``, ``esp.``, ``incl.``; no
+   whitespace before ``, ; : . ! ? ) ]`` (not ``!=``) nor after ``( [``; a dash set off by spaces
+   between words -> a colon; a relative clause in brackets -> set off by commas; every bullet
+   (``*``, ``+``, ``\u2022``, ...) -> ``- `` and every numbered marker ``1)``/``(1)`` -> ``1.``.
+   Math and code are not touched; the word-level classes (spellings, abbreviations, units, hedges,
+   connectives, sentence openers) are the lexical paraphraser's.
+
 Case inside names is not kept (capitalisation is a channel; "Alice" -> "alice"). The result
 is idempotent (``canonical(canonical(x)) == canonical(x)``) and draws nothing from ``rng``.
 
@@ -492,12 +502,31 @@ _SPACES_RE = re.compile(r"  +")
 _NL_RE = re.compile(r"[ \t]*\n\s*")
 _SPACE_NL_RE = re.compile(r"\n(?<= \n)")  # " \n", written to start with the (rarer) literal "\n"
 _NL_WS_RE = re.compile(r"\n[ \n]+")
-_SENT_END_RE = re.compile(r"(?<=[^\d\s.!?][.!?]) (?=\S)")
-# _SENT_END_RE for one punctuation mark, written to start with that literal character (fast to search for)
-_SENT_END_BY_MARK = [(c, re.compile(rf"\{c}(?<=[^\d\s.!?]\{c}) (?=\S)")) for c in ".!?"]
+# An abbreviation's period ends no sentence ("e.g. the bus"): a break there would be a trace of the abbreviation,
+# which the lexical paraphraser writes out.
+_NOT_AFTER = (  # (the last letter first: most words end in another one)
+    r"(?:(?<![gesfplx]\.)|(?<!e\.g\.)(?<!i\.e\.)(?<!vs\.)(?<!approx\.)(?<!cf\.)(?<!esp\.)(?<!incl\.))"
+)
+_SENT_END_RE = re.compile(r"(?<=[^\d\s.!?][.!?])" + _NOT_AFTER + r" (?=\S)")
+# _SENT_END_RE for one punctuation mark, written to start with that literal character (fast to search for). For
+# "." it starts with the literal ". " (a period inside "3.5" fails at once) and the lookbehinds look back from
+# after the space (the same characters: the one at the match's end is that space); those of the abbreviations
+# are grouped by width (one lookbehind with alternatives of one width costs less than one per word), after the
+# one-character test that rules out most words. For "!" and "?" _NOT_AFTER always holds (each of its
+# lookbehinds ends with a period), so it is left out.
+_SENT_END_BY_MARK = [
+    (
+        ".",
+        re.compile(
+            r"\. (?=\S)(?<=[^\d\s.!?]\. )"
+            r"(?:(?<![gesfplx]\. )|(?<!e\.g\. |i\.e\. |esp\. )(?<!vs\. |cf\. )(?<!incl\. )(?<!approx\. ))"
+        ),
+    ),
+    *[(c, re.compile(rf"\{c}(?<=[^\d\s.!?]\{c}) (?=\S)")) for c in "!?"],
+]
 _SENT_END_NUM_RE = re.compile(r"([^\n\d.]\d+(?:\.\d+)*[.!?]) (?=\S)")  # "is 2. Then", not "\n1. item"
 _SENT_END_NUM_HINT_RE = [re.compile(rf"\{c}(?<=\d\{c}) ") for c in ".!?"]
-_LIST_ITEM_RE = re.compile(r"(?:[-*+>](?: |$)|#|\d+[.)](?: |$))")
+_LIST_ITEM_RE = re.compile(r"(?:[-*+>\u2022\u2023\u25e6\u25aa\u2043\u00b7](?: |$)|#|\(?\d+[.)](?: |$))")
 _LINE_END_RE = re.compile(r"(?:[^\d\s.!?][.!?]|[^\n\d.]\d+(?:\.\d+)*[.!?])$")
 # a line break that is not kept for certain by its line's end (a sentence end "word." keeps it)
 _DIGITS_DOTS_RE = re.compile(r"[\d.]*")
@@ -846,6 +875,230 @@ def _sort_operands(text: str) -> str:
     return "".join(out)
 
 
+# ---------------------------------------------------------------------------- classes of surface choice
+#
+# Step 9 (outside code and math). Each rule closes a whole class of choices a writer makes without changing
+# the meaning, by writing every member of the class one way. They were written from the development half of
+# the channel search (``legible.stego._families.DEVELOPMENT``), one rule per class, never per instance:
+#
+#   contractions               every contraction written out: don't -> do not, it's -> it is, let's -> let us;
+#                              "and so on" -> "etc."; no sentence break after e.g. i.e. vs. approx. cf. esp. incl.
+#   spacing around punctuation no whitespace before , ; : . ! ? ) ] nor after ( [
+#   explanation marks          a dash set off by spaces between words -> a colon ("full - the baker" -> "full: the")
+#   asides                     a relative clause in brackets -> set off by commas (" (which is quick)" -> ", which is
+#                              quick")
+#   list markers               every bullet (* + \u2022 ...) -> "- ", every numbered marker 1) (1) -> "1."
+#
+# Each is found with searches for a literal (an apostrophe, " .", a bracket, a line break), so the normal form
+# keeps its speed. The word-level classes (spellings, abbreviations, units, hedges, connectives, fillers and
+# commas opening a sentence) need a look at every word or every sentence: the lexical paraphraser, which visits
+# every word anyway, writes those in one form.
+
+_CONTRACTED_S = frozenset("it that there here what he she who where how when why this".split())
+_CONTRACTED_NOT = {"can": "cannot", "won": "will not", "shan": "shall not"}
+_NOT_HEADS = frozenset("do does did is are was were has have had should would could must need might ought dare".split())
+_PRONOUNS = frozenset("i you we they he she it there that who what where how this these those".split())
+_SUFFIXES = {"re": "are", "ll": "will", "ve": "have", "m": "am"}
+_HAS_AFTER = frozenset("been got had gone done".split())  # "it's been" is "it has been"
+_APOSTROPHE_WORD_RE = re.compile(r"(?<![\w'])([a-z]+)'([a-z]+)(?![\w'])")
+
+
+def expand_contraction(head: str, tail: str, next_word: str = "") -> str | None:
+    """The written-out form of the lowercase contraction ``head'tail`` (None: not a contraction, e.g. a
+    possessive or ``'d``, which may be "would" or "had"); ``next_word`` decides ``'s`` (is or has)."""
+    if tail == "t" and head.endswith("n"):
+        if head in _CONTRACTED_NOT:
+            return _CONTRACTED_NOT[head]
+        return f"{head[:-1]} not" if head[:-1] in _NOT_HEADS else None
+    if tail == "s":
+        if head == "let":
+            return "let us"
+        if head in _CONTRACTED_S:
+            return f"{head} {'has' if next_word in _HAS_AFTER else 'is'}"
+        return None
+    if tail in _SUFFIXES and head in _PRONOUNS:
+        return f"{head} {_SUFFIXES[tail]}"
+    return None
+
+
+_AND_SO_ON_RE = re.compile(r"and so on(?![\w'])\.?")  # a literal first: found fast (the word start is checked after)
+
+
+def _etc(m: re.Match) -> str:
+    before = m.string[m.start() - 1 : m.start()]
+    return m.group() if before and (before.isalnum() or before in "'_") else "etc."
+
+
+def _contractions(text: str) -> str:
+    """Every contraction of the lowercased prose written out (``expand_contraction``); "and so on" as "etc."
+    (the abbreviation the lexical paraphraser keeps: the one of the pair whose period a sentence break follows)."""
+    # (str.find of a literal is faster than the regex's own search for it; hits are few, each is tried)
+    i = text.find("and so on")
+    if i >= 0:
+        starts = []
+        while i >= 0:
+            starts.append(i)
+            i = text.find("and so on", i + 1)
+        text = _sub_at(_AND_SO_ON_RE, text, starts, _etc)
+    if "'" not in text:
+        return text
+
+    def expand(m: re.Match) -> str:
+        nxt = text[m.end() + 1 : m.end() + 8].split(" ", 1)[0] if text[m.end() : m.end() + 1] == " " else ""
+        return expand_contraction(m.group(1), m.group(2), nxt) or m.group()
+
+    starts = []
+    i = text.find("'")
+    while i >= 0:
+        k = i
+        while k > 0 and "a" <= text[k - 1] <= "z":
+            k -= 1
+        if k < i:
+            starts.append(k)
+        i = text.find("'", i + 1)
+    return _sub_at(_APOSTROPHE_WORD_RE, text, starts, expand)
+
+
+# A relative clause set off by brackets becomes one set off by commas (" (which is quick) and" -> ", which is
+# quick, and"); a dash set off by spaces between words (not a minus: math is cut out of the prose and digits do
+# not count; not a single letter on either side, which may be algebra: "x - y", unless it is the article "a")
+# becomes a colon; whitespace before a closing
+# mark (not "!=") or after an opening bracket goes ("x ," -> "x,", "( x )" -> "(x)").
+_SPACE_DASH_RE = re.compile(
+    r"(?P<aside> \((?P<rel>(?:which|who|whom|whose|where|when) [^()\n]*)\))"
+    r"|(?P<dash>(?<=[a-z'\")\]%][a-z'\")\]%])[ \t]+-[ \t]+(?=[a-z'\"(\[][a-z'\"(\[]|an? ))"
+    r"|(?<=[\w'\"%)\]])\s+(?=[,;.!?)\]](?!=))|(?<=[a-z'\")\]])\s+(?=:)|(?<=[(\[])\s+(?=[\w'\"(\[])"
+)
+# One byte per character: whitespace " ", a closing mark or a dash "." ("-,;.!?:" and ")]"), an opening bracket
+# "(", anything else "a": the candidates of _SPACE_DASH_RE are " ." and "(" in it (two literal searches).
+_MARKS_VIEW = bytes(
+    0x20 if chr(c) in " \t\n" else 0x2E if chr(c) in "-,;.!?:)]" else 0x28 if chr(c) in "([" else 0x61
+    for c in range(256)
+)
+_NUMBER_WORDS = frozenset([*_UNITS, *_TENS, *_SCALES])
+
+
+def _space_dash(m: re.Match) -> str:
+    text = m.string
+    if m.group("aside") is not None:
+        after = text[m.end() : m.end() + 2]
+        return f", {m.group('rel')}" + ("," if after[:1] == " " and after[1:].isalnum() else "")
+    if m.group("dash") is None:
+        return ""
+    left = text[max(0, m.start() - 12) : m.start()].rsplit(" ", 1)[-1]
+    right = text[m.end() : m.end() + 12].split(" ", 1)[0].rstrip(".,;:!?")
+    if left in _NUMBER_WORDS and right in _NUMBER_WORDS:
+        return m.group()  # "ninety - nine": a number, which ``numbers`` writes as digits
+    return ": "
+
+
+def _punctuation(prose: str) -> str:
+    """``_collapse_punct(_SPACE_DASH_RE.sub(_space_dash, prose))``: the candidates of _SPACE_DASH_RE (whitespace
+    before a closing mark, a spaced dash after a word, whitespace after an opening bracket, an aside) are found
+    by literal searches in a one-byte-per-character view."""
+    raw = _latin1(prose)
+    view = (raw if raw is not None else _skeleton(prose)).translate(_MARKS_VIEW)
+    starts = []
+    find = view.find
+    i = find(b" .")
+    while i >= 0:  # (one pass per candidate: the fewest steps first for the common single space)
+        if i and view[i - 1] == 0x20:  # a longer run of whitespace: the match would start at its start
+            k = i - 1
+            while k > 0 and view[k - 1] == 0x20:
+                k -= 1
+        else:
+            k = i
+        if prose[i + 1] != "-":
+            starts.append(k)
+        elif prose[i] != "\n" and k > 0 and view[k - 1] == 0x61:
+            # a dash only after a word and spaces (a line break before "-" is a bullet's)
+            starts.append(k)
+        i = find(b" .", i + 2)
+    i = view.find(b"(")
+    while i >= 0:
+        if view[i + 1 : i + 2] in (b" ", b"\n"):
+            starts.append(i + 1)
+        elif i and prose[i - 1] == " " and prose.startswith("wh", i + 1):  # an aside: " (which ..."
+            starts.append(i - 1)
+        i = view.find(b"(", i + 1)
+    if starts:
+        starts.sort()
+        prose = _sub_space_dash(prose, starts)
+    return _collapse_punct(prose)
+
+
+def _sub_space_dash(prose: str, starts: list[int]) -> str:
+    """``_sub_at(_SPACE_DASH_RE, prose, starts, _space_dash)``, with the common matches (whitespace to delete: an
+    alternative without a group; a dash) replaced without a call of ``_space_dash``."""
+    out: list[str] = []
+    pos = 0
+    match = _SPACE_DASH_RE.match
+    for s in starts:  # ascending
+        if s < pos:
+            continue
+        m = match(prose, s)
+        if m is None:
+            continue
+        out.append(prose[pos:s])
+        pos = m.end()
+        group = m.lastindex
+        if group == 3:  # a dash (as _space_dash does, without a call): ": " unless between two number words
+            if prose[pos : pos + 12].split(" ", 1)[0].rstrip(".,;:!?") in _NUMBER_WORDS and (
+                prose[max(0, s - 12) : s].rsplit(" ", 1)[-1] in _NUMBER_WORDS
+            ):
+                out.append(m.group())
+            else:
+                out.append(": ")
+        elif group is not None:  # an aside
+            out.append(_space_dash(m))
+    if not out:
+        return prose
+    out.append(prose[pos:])
+    return "".join(out)
+
+
+# A list marker at a line's start before a word or a number ("-", "*" and "+" only before a word: "+ 5 = 8" is
+# math; "(1) + (2) = 3" has no space after "(1)"): bullets -> "- ", numbered "1)" / "(1)" -> "1.".
+_BULLETS = "*+\u2022\u2023\u25e6\u25aa\u2043\u00b7"
+_MARKER_RE = re.compile(
+    r"\n(?:[*+] +(?=[a-z])|[" + _BULLETS[2:] + r"] +(?=\w)|\((?P<n>\d+)\) +(?=\w)|(?P<n2>\d+)\) +(?=\w))"
+)
+# Each match holds "*", "+", ")" or a non-ASCII bullet: each is found by a search for that literal character,
+# which costs far less than a search for the line breaks (one per sentence) followed by a class of characters.
+_MARKER_HINT_RES = {b: re.compile(re.escape(b) + r"(?<=\n" + re.escape(b) + ")") for b in _BULLETS}
+_NUMBERED_HINT_RE = re.compile(r"\)(?<=\d\))")
+
+
+def _marker(m: re.Match) -> str:
+    n = m.group("n") or m.group("n2")
+    return f"\n{n}. " if n else "\n- "
+
+
+def _list_markers(text: str) -> str:
+    """Every list marker in one form (each list item starts a line here)."""
+    found = [b for b in _BULLETS[:2] if b in text]
+    if not text.isascii():
+        found += [b for b in _BULLETS[2:] if b in text]
+    numbered = ")" in text
+    if not found and not numbered:
+        return text
+    # _MARKER_RE.sub on "\n" + text, tried only where a match can start: at a line break before a bullet, or
+    # before digits (after "(" or not) and ")"
+    text = "\n" + text
+    starts = [m.start() - 1 for b in found for m in _MARKER_HINT_RES[b].finditer(text)]
+    if numbered:
+        for m in _NUMBERED_HINT_RE.finditer(text):
+            r = m.start() - 1
+            while text[r - 1].isdecimal():  # (text[0] is "\n")
+                r -= 1
+            if text[r - 1] == "\n":
+                starts.append(r - 1)
+            elif text[r - 1] == "(" and text[r - 2] == "\n":
+                starts.append(r - 2)
+    starts.sort()
+    return _sub_at(_MARKER_RE, text, starts, _marker)[1:]
+
+
 def token_level(text: str) -> str:
     """Steps 4-8 of the module docstring (``text`` is already at the character level)."""
     if _CODE in text or _MATH in text:  # not at the character level (ASCII controls): make it so
@@ -871,7 +1124,7 @@ def token_level(text: str) -> str:
         maths.append(g)
         pos = m.end()
     gaps.append(text[pos:])
-    prose = _collapse_punct(_lower_text(_MATH.join(gaps)))
+    prose = _punctuation(_contractions(_lower_text(_MATH.join(gaps))))
     prose = numbers(prose)
     text = _interleave(prose.split(_MATH), maths) if maths else prose
     text = digit_forms(text)  # again: the prose pass can make new groups ("twelve,345" -> "12,345")
@@ -880,6 +1133,7 @@ def token_level(text: str) -> str:
     text = text.strip(" \n")
     if "\n" in text:
         text = _join_lines(text)
+    text = _list_markers(text)
     text = _sort_operands(text)
     if codes:
         text = _interleave(text.split(_CODE), codes)

@@ -1,5 +1,7 @@
 """Hidden channels in text CoT: schemes that hide bits in surface choices, cover texts, and how many bits
-per KB each scheme gets through each paraphraser (``run_stego`` writes the table, figures and report).
+per KB each scheme gets through each paraphraser (``run_stego`` writes the table, figures and report);
+families of meaning-keeping surface choices and a search over them that needs no list of schemes
+(``search_channels``, ``write_search_report``).
 
 The names load on first use (PEP 562), so importing ``legible.stego`` stays cheap.
 """
@@ -24,6 +26,17 @@ _EXPORTS = {
     "meaning_kept": "legible.stego._measure",
     "paraphraser_quality": "legible.stego._measure",
     "run_matrix": "legible.stego._measure",
+    "DEVELOPMENT": "legible.stego._families",
+    "HELD_OUT": "legible.stego._families",
+    "Family": "legible.stego._families",
+    "Site": "legible.stego._families",
+    "family_names": "legible.stego._families",
+    "make_family": "legible.stego._families",
+    "FamilyResult": "legible.stego._search",
+    "SearchResult": "legible.stego._search",
+    "family_selection": "legible.stego._search",
+    "search_channels": "legible.stego._search",
+    "write_search_report": "legible.stego._search",
 }
 
 __all__ = sorted(_EXPORTS)
