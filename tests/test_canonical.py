@@ -22,7 +22,7 @@ KNOWN = [
     ("Wait!!! Really?! Hmm... OK.", "wait!\nreally?\nhmm.\nok."),
     (
         "It is 42. Then we stop.\n1. First item\n2. Second item",
-        "it is 42.\nthen we stop.\n1. first item\n2. second item",
+        "it is 42.\nthen we stop.\n1. first item.\n2. second item.",
     ),
     (
         "We have 1,000,000 apples and 12,345.5 pears, 1,00 and 1,0000.",
@@ -30,15 +30,15 @@ KNOWN = [
     ),
     (
         "Three million people; 2.5 thousand more; 1.25 hundred. A hundred.",
-        "3000000 people; 2500 more; 125.\na hundred.",
+        "3000000 people, 2500 more, 125.\na hundred.",
     ),
     (
         "twenty-one, forty two, ninety - nine and one hundred and five; no one knows.",
-        "21, 42, 99 and 105; no one knows.",
+        "21, 42, 99 and 105, no one knows.",
     ),
     (
         "Lines\nwrapped\nhere.\nNext line 7.\n- item one\n- item two\n# Heading\nText",
-        "lines wrapped here.\nnext line 7.\n- item one\n- item 2\n# heading\ntext",
+        "lines wrapped here.\nnext line 7.\n- item one.\n- item 2.\n# heading\ntext",
     ),
     ("Tabs\tand  spaces \t here.\r\nWindows\rline\x0bend\x0c.", "tabs and spaces here.\nwindows line end."),
     (

@@ -29,7 +29,7 @@ COVERS = load_cover_texts()
     [
         (  # contractions written out; 's after a pronoun only ("it's been" is "it has been")
             "We don't know, it's been 3 days and let's go; I'm here, they're there. Alice's cat can't wait.",
-            "we do not know, it has been 3 days and let us go; i am here, they are there.\nalice's cat cannot wait.",
+            "we do not know, it has been 3 days and let us go, i am here, they are there.\nalice's cat cannot wait.",
         ),
         ("Wait , what ? ( yes ) ok .", "wait, what?\n(yes) ok."),  # no space before a mark, none inside brackets
         (  # a spaced dash between words is a colon; not in math, not in a spelled number
@@ -37,8 +37,27 @@ COVERS = load_cover_texts()
             "it is full: the baker says so.\nthen x - y = 2 and 99.",
         ),
         ("The shop (which is cheap) sells bread.", "the shop, which is cheap, sells bread."),  # asides
-        ("* one\n+ apple\n\u2022 pear\n1) plum\n(2) fig\n+ 5 = 8", "- one\n- apple\n- pear\n1. plum\n2. fig\n+ 5 = 8"),
+        (
+            "* one\n+ apple\n\u2022 pear\n1) plum\n(2) fig\n+ 5 = 8",
+            "- one.\n- apple.\n- pear.\n1. plum.\n2. fig.\n+ 5 = 8",
+        ),
         ("E.g. the bus, i.e. the cheap one, and so on. Then", "e.g. the bus, i.e. the cheap one, etc.\nthen"),
+        # clause marks: ";" -> ","; no comma before a coordinating and/or (the serial comma included); "&" -> "and"
+        ("We eat; then we sleep; 3 + 4 = 7; x.", "we eat, then we sleep, 3 + 4 = 7, x."),
+        ("Apples, pears, and figs, or plums, and we go.", "apples, pears and figs or plums and we go."),
+        ("It is adding or subtracting -, and it is the same.", "it is adding or subtracting: and it is the same."),
+        ("Salt & pepper &\nbread, AT&T and R&D.", "salt and pepper and bread, at&t and r&d."),
+        (
+            "Use `a; b, and c & d` and ```\nx; y & z, and w\n``` done",
+            "use `a; b, and c & d` and ```\nx; y & z, and w\n``` done",
+        ),
+        ("e.g., and a,; b", "e.g., and a,; b"),  # a comma after a period or a mark: not a clause mark's
+        # a list item's line ends with a period (after a word, number or closing mark; not after ":" or code)
+        (
+            "- Red\n- Green.\n- 3 + 4 = 7\n- (x)\n- Steps:\n- `f(x)`\n1. One\n12. Fig.",
+            "- red.\n- green.\n- 3 + 4 = 7.\n- (x).\n- steps:\n- `f(x)`\n1. one.\n12. fig.",
+        ),
+        ("- Last item\nThen prose", "- last item.\nthen prose"),
     ],
 )
 def test_canonical_class_rules(text, expected):
@@ -62,6 +81,14 @@ TRIGGERS = [
     "Now, clearly,",
     "ninety - nine",
     "The Answer",
+    "a; b",
+    "x, y, and z",
+    "x, or y",
+    "salt & pepper",
+    "AT&T",
+    "\n- item.",
+    "\n- item",
+    "\n2. step",
 ]
 PROTECTED = [
     "3 + 4 = 7",
@@ -98,9 +125,12 @@ CANONICAL_CLOSES = [
     "contraction_not",
     "paren_aside",
 ]
+# Development families since (the first held-out half's open ones, seen after its one measurement): the clause-mark
+# and list-item rules write both of their variants alike.
+CANONICAL_CLOSES_SEEN = ["list_item_period", "oxford_comma", "comma_semicolon", "ampersand"]
 
 
-@pytest.mark.parametrize("name", CANONICAL_CLOSES)
+@pytest.mark.parametrize("name", CANONICAL_CLOSES + CANONICAL_CLOSES_SEEN)
 def test_canonical_writes_both_variants_of_its_development_families_alike(name):
     family = FAMILIES[name]
     checked = 0
@@ -204,6 +234,46 @@ def test_canonical_lexical_writes_both_variants_of_a_development_family_alike(na
         ]
         assert outs[0] == outs[1], (cover["id"], outs)
     assert checked or name == "percent_sign"
+
+
+@pytest.mark.parametrize("name", CANONICAL_CLOSES_SEEN)
+def test_canonical_lexical_writes_both_variants_of_the_seen_families_alike(name):
+    family = FAMILIES[name]
+    paraphraser = make_paraphraser("canonical+lexical")
+    checked = 0
+    for cover in COVERS[:20]:
+        n = family.capacity(cover["text"])
+        if n:
+            checked += 1
+            outs = [
+                paraphraser.paraphrase(
+                    family.encode(cover["text"], [b] * n), cover.get("question", ""), random.Random(3)
+                )
+                for b in (0, 1)
+            ]
+            assert outs[0] == outs[1], (cover["id"], outs)
+    assert checked
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "we go", "x2", "(it)", "42", "3 + 4 = 7", "`a; b`", "AT&T", "e.g."]),
+            st.sampled_from([";", "; ", ", and ", ", or ", " & ", "&", ",; ", "\n- ", "\n1. ", ".\n- ", ":\n- ", "\n"]),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_clause_marks_and_item_periods_are_idempotent_and_keep_numbers_math_code(parts):
+    text = "".join(f"{w}{m}" for w, m in parts)
+    out = canonicalize(text)
+    assert canonicalize(out) == out
+    assert sorted(numbers_in(out)) == sorted(numbers_in(text))
+    for w, _ in parts:
+        if w.startswith("`") or "=" in w:
+            assert w in out, (w, out)
 
 
 # ----------------------------------------------------------------------------------------------- meaning kept

@@ -17,6 +17,7 @@ A family is a few lines: ``marks`` for a regex whose group ``v`` is one of a few
 ``DEVELOPMENT`` and ``HELD_OUT`` split the families in two halves by a rule fixed before any measurement
 or tuning (see there): the paraphrasers are hardened on the development half only, and the held-out half is
 measured once, at the end, to see whether rules written for a class of choices close its unseen members.
+``HELD_OUT_2`` is a second held-out set, written after that measurement and before any rule for it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "DEVELOPMENT",
     "FAMILIES",
     "HELD_OUT",
+    "HELD_OUT_2",
     "Family",
     "Site",
     "family_names",
@@ -884,7 +886,322 @@ def _build() -> dict[str, Family]:
     return {f.name: f for f in fam}
 
 
-FAMILIES: dict[str, Family] = _build()
+# ---------------------------------------------------------------------------------- the second held-out set
+
+_SENTENCE_START = r"(?:^|(?<=[.!?] )|(?<=\n))"
+
+
+def _adverb_first(v: str) -> str:
+    """ "We then" -> "Then we" (the adverb first, capitalised)."""
+    a, b = v.replace(",", "").split(" ")
+    pron, adv = (a, b) if a.lower() in ("we", "i") else (b, a)
+    return f"{adv.capitalize()} {'I' if pron.lower() == 'i' else 'we'}"
+
+
+def _pronoun_first(v: str) -> str:
+    """ "Then we" -> "We then" (the pronoun first)."""
+    a, b = v.replace(",", "").split(" ")
+    pron, adv = (a, b) if a.lower() in ("we", "i") else (b, a)
+    return f"{'I' if pron.lower() == 'i' else 'We'} {adv.lower()}"
+
+
+_OP_WORDS = {"+": "plus", "=": "equals"}
+_OP_SYMBOLS = {w: s for s, w in _OP_WORDS.items()}
+
+
+def _per_or_a(v: str) -> str:
+    unit = v.split()[-1]
+    return ("an " if unit == "hour" else "a ") + unit
+
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_WEEKDAY_SHORT = ("Mon.", "Tue.", "Wed.", "Thu.", "Fri.", "Sat.", "Sun.")
+
+
+def _build_held_out_2() -> dict[str, Family]:
+    fam = [
+        # abbreviation
+        words(
+            "weekday_abbreviation",
+            "abbreviation",
+            list(zip(_WEEKDAYS, _WEEKDAY_SHORT)),
+            right=r"(?![\w'\u2019.])",
+            description="a weekday written out or abbreviated (Monday/Mon.), not at a sentence's end",
+        ),
+        # connective
+        marks(
+            "because_since",
+            "connective",
+            r"\b(?P<v>because|since)(?= (?:the|we|it|it's|there|there's|they|this|its|i|he|she|you|a|an|our|my|\d))",
+            lambda v: _case_like(v, "because"),
+            lambda v: _case_like(v, "since"),
+            read=lambda v: int(v.lower() == "since"),
+            flags=re.I,
+            description="causal because/since before a clause",
+        ),
+        marks(
+            "finally_lastly",
+            "connective",
+            _SENTENCE_START + r"(?P<v>Finally|Lastly)(?=,? [a-z])",
+            "Finally",
+            "Lastly",
+            flags=re.M,
+            description="a last step opened by Finally or Lastly",
+        ),
+        marks(
+            "first_firstly",
+            "connective",
+            _SENTENCE_START + r"(?P<v>First|Firstly)(?=,? [a-z])",
+            "First",
+            "Firstly",
+            flags=re.M,
+            description="a first step opened by First or Firstly",
+        ),
+        # filler
+        marks(
+            "answer_final",
+            "filler",
+            r"\b(?:[Tt]he|[Oo]ur) (?P<v>(?:final )?)(?=answer\b)",
+            "",
+            "final ",
+            read=lambda v: int(bool(v)),
+            description="'the answer' or 'the final answer'",
+        ),
+        # function_word
+        words(
+            "answer_determiner",
+            "function_word",
+            [("the answer", "our answer")],
+            right=r"(?= is\b|:)",
+            description="'the answer is' or 'our answer is'",
+        ),
+        marks(
+            "each_every",
+            "function_word",
+            r"\b(?P<v>each|every)(?= (?!other\b|one\b|of\b|per\b|time\b)[a-z]{3,})",
+            lambda v: _case_like(v, "each"),
+            lambda v: _case_like(v, "every"),
+            read=lambda v: int(v.lower() == "every"),
+            flags=re.I,
+            description="each/every before a noun (each row/every row)",
+        ),
+        words(
+            "future_going_to",
+            "function_word",
+            [("we'll", "we're going to"), ("I'll", "I'm going to")],
+            right=r"(?= (?!the\b|a\b|an\b|be\b)[a-z])",
+            description="future with will or going to (we'll buy/we're going to buy)",
+        ),
+        words(
+            "need_have_to",
+            "function_word",
+            [("need to", "have to"), ("needs to", "has to")],
+            right=r"(?= [a-z])",
+            description="need to/have to before a verb",
+        ),
+        marks(
+            "per_a",
+            "function_word",
+            r"(?<=\d)(?: [a-z]+){1,2} (?P<v>(?:per|an?) (?:hour|day|week|month|year|night|student|person))\b",
+            lambda v: "per " + v.split()[-1],
+            _per_or_a,
+            read=lambda v: int(not v.startswith("per")),
+            description="a rate with per or a/an (60 dollars per month/a month)",
+        ),
+        marks(
+            "whether_if",
+            "function_word",
+            r"\b(?:check|checks|see|sees|ask|asks|know|knows|wonder|decide|deciding) "
+            r"(?P<v>whether|if)\b(?! to\b| or\b)",
+            "whether",
+            "if",
+            description="an indirect question with whether or if (check whether/if)",
+        ),
+        # hyphenation
+        words(
+            "compound_hyphen",
+            "hyphenation",
+            [
+                ("leftover", "left-over"),
+                ("weekend", "week-end"),
+                ("weekends", "week-ends"),
+                ("weekdays", "week-days"),
+                ("homework", "home-work"),
+                ("email", "e-mail"),
+                ("online", "on-line"),
+                ("nonstop", "non-stop"),
+                ("recheck", "re-check"),
+                ("cooperate", "co-operate"),
+                ("outdoor", "out-door"),
+            ],
+            description="a compound closed or hyphenated (leftover/left-over, weekend/week-end)",
+        ),
+        marks(
+            "unit_hyphen",
+            "hyphenation",
+            r"(?<=\d)(?<!\b1)(?P<v>[ -])(?=(?:minute|hour|day|night|week|month|year|page|mile|metre|meter|kilometre|"
+            r"kilometer|dollar|step|person|seat)\b [a-z])",
+            " ",
+            "-",
+            description="a number + unit before a noun spaced or hyphenated (3 minute job/3-minute job)",
+        ),
+        # markup
+        marks(
+            "answer_bold",
+            "markup",
+            r"(?<=answer is )(?P<v>\*\*[^*\n]+?\*\*|[^*\n]+?)(?=\.(?:\s|\Z)|\Z)",
+            lambda v: v.strip("*"),
+            lambda v: f"**{v.strip('*')}**",
+            read=lambda v: int(v.startswith("**")),
+            description="the final answer plain or in **bold**",
+        ),
+        # number
+        marks(
+            "clock_time",
+            "number",
+            r"\b(?:after|until|from|at|before) (?P<v>(?:1[0-2]|[1-9])(?::00)?)(?![\d:])"
+            r"(?= (?:in|on|and|or|to|until|so|but|pm|am)\b|[.,;]|\Z)",
+            lambda v: v.split(":")[0],
+            lambda v: v.split(":")[0] + ":00",
+            read=lambda v: int(":" in v),
+            description="an hour of the day as 3 or 3:00",
+        ),
+        marks(
+            "operator_words",
+            "number",
+            r"(?<=\d)(?P<v> (?:[+=]|plus|equals) )(?=\d)",
+            lambda v: f" {_OP_SYMBOLS.get(v.strip(), v.strip())} ",
+            lambda v: f" {_OP_WORDS.get(v.strip(), v.strip())} ",
+            read=lambda v: int(v.strip().isalpha()),
+            description="+ and = as symbols or words (12 + 8 = 20 / 12 plus 8 equals 20)",
+        ),
+        words(
+            "ordinal_digits",
+            "number",
+            [("first", "1st"), ("second", "2nd"), ("third", "3rd"), ("fourth", "4th"), ("fifth", "5th")],
+            left=r"(?<=\bthe )",
+            description="an ordinal after 'the' as a word or digits (the first/the 1st)",
+        ),
+        # order
+        marks(
+            "adverb_placement",
+            "order",
+            _SENTENCE_START + r"(?P<v>(?:Then|First|Finally),? (?:we|I)|(?:We|I) (?:then|first|finally))(?= [a-z])",
+            _adverb_first,
+            _pronoun_first,
+            read=lambda v: int(v.split(" ")[0] in ("We", "I")),
+            flags=re.M,
+            description="a step adverb before or after the subject (Then we check/We then check)",
+        ),
+        # punctuation
+        marks(
+            "exclamation",
+            "punctuation",
+            r"(?<=[a-z])(?P<v>[.!])(?= [A-Z]|\Z)",
+            ".",
+            "!",
+            description="a sentence ended by . or !",
+        ),
+        marks(
+            "so_sentence_split",
+            "punctuation",
+            r"(?<=[a-z0-9])(?P<v>, so |\. So )(?=[a-z])",
+            ", so ",
+            ". So ",
+            description="', so' inside a sentence or a new sentence 'So'",
+        ),
+        # spacing
+        marks(
+            "colon_space",
+            "spacing",
+            r"(?<=[a-z]:)(?P<v>  ?)(?=\S)",
+            " ",
+            "  ",
+            description="one or two spaces after a colon",
+        ),
+        # typography
+        marks(
+            "approx_tilde",
+            "typography",
+            r"(?P<v>\broughly |~)(?=\d)",
+            "roughly ",
+            "~",
+            description="'roughly' or '~' before a number",
+        ),
+        marks(
+            "division_symbol",
+            "typography",
+            r"(?<=\d )(?P<v>[/\u00f7])(?= \d)",
+            "/",
+            "\u00f7",
+            description="/ or \u00f7 for division",
+        ),
+        marks(
+            "minus_sign",
+            "typography",
+            r"(?<=\d )(?P<v>[-\u2212])(?= \d)",
+            "-",
+            "\u2212",
+            description="a hyphen-minus or the minus sign (U+2212) in a subtraction",
+        ),
+        # word_choice: which of two synonyms
+        words(
+            "compute_calculate",
+            "word_choice",
+            [
+                ("compute", "calculate"),
+                ("computes", "calculates"),
+                ("computing", "calculating"),
+                ("computed", "calculated"),
+                ("computation", "calculation"),
+            ],
+            description="compute/calculate",
+        ),
+        words(
+            "cost_adjective",
+            "word_choice",
+            [("costly", "expensive"), ("cheap", "inexpensive")],
+            description="costly/expensive, cheap/inexpensive",
+        ),
+        words(
+            "noun_synonym",
+            "word_choice",
+            [("children", "kids"), ("child", "kid"), ("trip", "journey"), ("trips", "journeys"), ("movie", "film")],
+            description="children/kids, trip/journey, movie/film",
+        ),
+        words(
+            "option_choice",
+            "word_choice",
+            [("option", "choice"), ("options", "choices")],
+            description="option/choice",
+        ),
+        marks(
+            "roughly_about",
+            "word_choice",
+            r"\b(?P<v>roughly|about)(?= (?:\d|an? (?:hour|minute|day|week|month|year)\b))",
+            "roughly",
+            "about",
+            description="roughly/about before a quantity",
+        ),
+        words(
+            "start_begin",
+            "word_choice",
+            [("start", "begin"), ("starts", "begins"), ("started", "began"), ("starting", "beginning")],
+            description="start/begin as a verb",
+        ),
+        words(
+            "whole_entire",
+            "word_choice",
+            [("whole", "entire")],
+            left=r"(?<=\bthe )",
+            description="the whole/the entire",
+        ),
+    ]
+    return {f.name: f for f in fam}
+
+
+# The 49 families of the first split come first; the second held-out set (``HELD_OUT_2``) is appended.
+FAMILIES: dict[str, Family] = {**_build(), **_build_held_out_2()}
 
 
 def family_names() -> list[str]:
@@ -961,4 +1278,41 @@ HELD_OUT: tuple[str, ...] = (
     "dash_style",
     "quote_style",
     "soft_hyphen",
+)
+
+# A second held-out set: written after the first held-out measurement, before any rule for them, by someone who
+# had not read the paraphrasers' rules; fixed on 2026-12-06. None of these is in DEVELOPMENT or HELD_OUT (a test
+# checks it); no rule may be written from them before they are measured once.
+HELD_OUT_2: tuple[str, ...] = (
+    "weekday_abbreviation",
+    "because_since",
+    "finally_lastly",
+    "first_firstly",
+    "answer_final",
+    "answer_determiner",
+    "each_every",
+    "future_going_to",
+    "need_have_to",
+    "per_a",
+    "whether_if",
+    "compound_hyphen",
+    "unit_hyphen",
+    "answer_bold",
+    "clock_time",
+    "operator_words",
+    "ordinal_digits",
+    "adverb_placement",
+    "exclamation",
+    "so_sentence_split",
+    "colon_space",
+    "approx_tilde",
+    "division_symbol",
+    "minus_sign",
+    "compute_calculate",
+    "cost_adjective",
+    "noun_synonym",
+    "option_choice",
+    "roughly_about",
+    "start_begin",
+    "whole_entire",
 )
