@@ -21,8 +21,10 @@ visible (a CoT cannot move the cursor, recolour the terminal or hide characters)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
+import sys
 import time
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -177,7 +179,10 @@ def ask(
     from legible.sync import run_sync
 
     items = [q if isinstance(q, dict) else {"question": q, "id": None} for q in questions]
-    return run_sync(_ask_all(items, settings, on_stage or (lambda stage: None)))
+    # stdout carries the answers (``--json``: one object a line); what the model libraries print on the way
+    # (Inspect prints a banner once any Inspect hook is registered in the process) goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        return run_sync(_ask_all(items, settings, on_stage or (lambda stage: None)))
 
 
 async def _ask_all(items: list[dict], s: AskSettings, on_stage: Callable[[str], None]) -> list[Answered]:

@@ -242,3 +242,17 @@ def test_resolving_a_model_registers_no_inspect_hook():
         "import sys, legible.ask as a; a.inspect_model_name('openai/x'); sys.exit('legible.audit._run' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_json_stdout_stays_json_when_inspect_prints_its_hook_banner(monkeypatch):
+    """In a process where an Inspect hook is registered (the audit's, in a test session or a notebook that
+    audited first), Inspect prints a banner on stdout at the first model call: ``--json`` must not carry it."""
+    import inspect_ai.hooks._startup as startup
+
+    import legible.audit._run  # noqa: F401  (registers the audit's progress hook)
+
+    monkeypatch.setattr(startup, "_registry_hooks_loaded", False)
+    result = runner.invoke(app, ["ask", "--model", "legible_ask_scripted/good", "--json", "What is 2 plus 3?"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 1 and rows[0]["question"] == "What is 2 plus 3?"
