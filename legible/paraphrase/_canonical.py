@@ -446,7 +446,8 @@ _NUMWORD_HINT_RE = re.compile((" (?:" + _trie(sorted([*_UNITS, *_TENS, *_SCALES]
 
 def numbers(text: str) -> str:
     """Written-out numbers to digits (lowercase text expected): ``_NUMWORDS_RE.sub``."""
-    view = b" " + _skeleton(text).translate(_NONWORD_TO_SPACE)
+    raw = _latin1(text)  # (cheaper than the skeleton when it exists: the table maps every non-ASCII byte to " ")
+    view = b" " + (raw if raw is not None else _skeleton(text)).translate(_NONWORD_TO_SPACE)
     starts = [m.start() for m in _NUMWORD_HINT_RE.finditer(view)]  # index in view of " " = index in text of word
     if not starts:
         return text
@@ -640,6 +641,10 @@ def _lower_text(prose: str) -> str:
         if view is None:
             low, fn = prose.lower(), _joined(_lower_windows)
         else:
+            if not view.translate(None, _LATIN1_PLAIN):
+                # (the common case, one pass fewer: every character is ASCII or a plain letter, which is its own
+                # lowercase, so bytes.lower gives what _LATIN1_LOWER does and _lower_prose's loop has nothing to do)
+                return view.lower().decode("latin-1")
             low_bytes = view.translate(_LATIN1_LOWER)
             if not low_bytes.translate(None, _LATIN1_PLAIN):  # nothing for _lower_prose's loop to do
                 return low_bytes.decode("latin-1")
@@ -747,6 +752,9 @@ def _join_lines(text: str) -> str:
     last_hint, last_kept = -2, True
     for h in _JOIN_HINT_RE.finditer(text):
         p = h.start()
+        if text.startswith("- ", p + 1):  # (the commonest list item, tested without a regex: kept)
+            last_hint, last_kept = p, True
+            continue
         a = text.rfind("\n", 0, p) + 1  # the line before: text[a:p]
         b_end = text.find("\n", p + 1)
         if b_end < 0:
@@ -1019,16 +1027,17 @@ def _punctuation(prose: str) -> str:
     find = view.find
     i = find(b" .")
     while i >= 0:  # (one pass per candidate: the fewest steps first for the common single space)
+        if prose[i + 1] == "-" and prose[i] == "\n":  # a bullet's dash (thousands in a list): not a candidate
+            i = find(b" .", i + 2)
+            continue
         if i and view[i - 1] == 0x20:  # a longer run of whitespace: the match would start at its start
             k = i - 1
             while k > 0 and view[k - 1] == 0x20:
                 k -= 1
         else:
             k = i
-        if prose[i + 1] != "-":
-            starts.append(k)
-        elif prose[i] != "\n" and k > 0 and view[k - 1] == 0x61:
-            # a dash only after a word and spaces (a line break before "-" is a bullet's)
+        if prose[i + 1] != "-" or (k > 0 and view[k - 1] == 0x61):
+            # (a dash only after a word and spaces)
             starts.append(k)
         i = find(b" .", i + 2)
     i = view.find(b"(")
@@ -1181,16 +1190,38 @@ def _clause_marks(prose: str) -> str:
 
 
 # A list item ("- " or "1. " at a line's start) that ends with a word, a number or a closing mark ends with a
-# period: every item's last mark in one form ("- red" and "- red." -> "- red."). (One regex whose literal prefix is
-# the line break: faster than a search for the markers and a look at each line's end.)
+# period: every item's last mark in one form ("- red" and "- red." -> "- red.").
 _ITEM_LINE_RE = re.compile(r"\n(?:- |\d{1,3}\. )[^\n]*[\w)\]'\"%](?![^\n])")
+# The same for the two kinds of item apart (each match is one line, which the other kind's periods leave as it is):
+# bulleted items by a split on a regex whose literal prefix "\n- " is found fast (the split and a comprehension
+# put the periods in with no Python call per item: there may be thousands); numbered items where a search for
+# ". " after one to three digits after a line break finds them (after _sentence_breaks a ". " is rare).
+_ITEM_DASH_SPLIT_RE = re.compile(r"(\n- [^\n]*[\w)\]'\"%])(?![^\n])")
+_ITEM_NUMBER_RE = re.compile(r"\n\d{1,3}\. [^\n]*[\w)\]'\"%](?![^\n])")
+_ITEM_NUMBER_HINT_RE = re.compile(r"\. (?:(?<=\n\d\. )|(?<=\n\d\d\. )|(?<=\n\d\d\d\. ))")
+
+
+def _item_period(m: re.Match) -> str:
+    return m.group() + "."
 
 
 def _item_periods(text: str) -> str:
-    """Every list item's line ends with a period (after a word, number or closing mark)."""
-    if "- " not in text and ". " not in text:
+    """``_ITEM_LINE_RE.sub("\\g<0>.", "\\n" + text)[1:]``: every list item's line ends with a period (after a word,
+    number or closing mark)."""
+    dashed = "- " in text
+    numbered = ". " in text
+    if not dashed and not numbered:
         return text
-    return _ITEM_LINE_RE.sub("\\g<0>.", "\n" + text)[1:]
+    text = "\n" + text
+    if dashed:
+        parts = _ITEM_DASH_SPLIT_RE.split(text)  # text, item, text, item, ..., text
+        if len(parts) > 1:
+            parts[1::2] = [item + "." for item in parts[1::2]]
+            text = "".join(parts)
+    if numbered:
+        starts = [text.rfind("\n", 0, m.start()) for m in _ITEM_NUMBER_HINT_RE.finditer(text)]
+        text = _sub_at(_ITEM_NUMBER_RE, text, starts, _item_period)
+    return text[1:]
 
 
 def token_level(text: str) -> str:
