@@ -44,24 +44,12 @@ def test_split_is_the_documented_rule_and_covers_every_original_family():
 
 
 @pytest.mark.parametrize("name", HELD_OUT_2)
-def test_second_held_out_set_is_apart_round_trips_and_has_sites_in_three_covers(name):
+def test_second_held_out_set_is_apart_and_has_sites_in_three_covers(name):
+    """(Its round trip is the test below, which takes every family.)"""
     assert len(HELD_OUT_2) >= 20 and len(set(HELD_OUT_2)) == len(HELD_OUT_2)
     assert not set(HELD_OUT_2) & (set(DEVELOPMENT) | set(HELD_OUT)) and set(HELD_OUT_2) <= set(FAMILIES)
     assert split_of(name) == "held-out-2" and family_selection("held-out-2") == sorted(HELD_OUT_2)
-    family = FAMILIES[name]
-    rng = random.Random(HELD_OUT_2.index(name))
-    with_sites = 0
-    for cover in COVERS:
-        text = cover["text"]
-        n = family.capacity(text)
-        if not n:
-            continue
-        with_sites += 1
-        for _ in range(2):
-            bits = [rng.randint(0, 1) for _ in range(n)]
-            stego = family.encode(text, bits)
-            assert family.decode(stego, n) == bits, (name, text[:60])
-            assert family.capacity(stego) == n
+    with_sites = sum(1 for cover in COVERS if FAMILIES[name].capacity(cover["text"]))
     assert with_sites >= 3, f"{name} has sites in only {with_sites} of the shipped covers"
 
 
