@@ -6,12 +6,13 @@ rewrites the CoT, and the Face answers from the paraphrase alone; the monitor an
 the Shoggoth's CoT. The prompt and the answer marker are those of the text backends (``build_prompt``,
 ``marker_pattern``), so a model trained with ``legible train`` is asked as it was trained.
 
-Models are Inspect AI model names (``hf/DIR``, ``openai/NAME``, ...) or a local model's short name
-(``smollm2-135m``, see ``legible models``), served by legible's fast local provider (``legible-hf``, the
-audit's). Every question runs at once: a local model batches the calls of all questions, a remote one
-gets ``batch`` of them in flight. Where the provider continues an assistant turn (``legible-hf``,
-``anthropic``), the Face's reply starts with the answer marker, so even a small model answers in the
-format; elsewhere the Face is asked to write the marker.
+Models are Inspect AI model names (``hf/DIR``, ``openai/NAME``, ...); the command line turns a local
+model's short name (``smollm2-135m``, see ``legible models``) into one served by legible's fast local
+provider (``legible-hf``, the audit's; ``legible.audit.resolve_inspect_model``). Every question runs at
+once: a local model batches the calls of all questions, a remote one gets ``batch`` of them in flight.
+Where the provider continues an assistant turn (``legible-hf``, ``anthropic``), the Face's reply starts
+with the answer marker, so even a small model answers in the format; elsewhere the Face is asked to write
+the marker.
 
 Model text is data. :func:`screen_text` shows it to a person with control and format characters made
 visible (a CoT cannot move the cursor, recolour the terminal or hide characters), every line behind a
@@ -40,7 +41,6 @@ __all__ = [
     "STAGES",
     "ask",
     "format_answer",
-    "inspect_model_name",
     "read_questions",
     "screen_text",
 ]
@@ -61,15 +61,6 @@ Do not reason further. Give only the final answer that this reasoning supports, 
 
 class QuestionError(ValueError):
     """A question file that cannot be read; the message names the file and the line."""
-
-
-def inspect_model_name(spec: str, *, on_status: Callable[[str], None] | None = None) -> str:
-    """The Inspect model name of ``spec``: a local model's short name (``smollm2-135m``) becomes
-    ``legible-hf/smollm2-135m`` (legible's fast local provider; ``hf/smollm2-135m`` asks for Inspect's own),
-    prepared on first use; any other name is returned as given."""
-    from legible.audit import resolve_audit_model
-
-    return resolve_audit_model(spec, on_status=on_status)
 
 
 @dataclass
@@ -225,7 +216,7 @@ async def _ask_one(item: dict, s: AskSettings, shoggoth, face, paraphraser, moni
 
     from legible.audit import prefill_method
     from legible.config import TRLSettings
-    from legible.monitor import drift_metrics, english_score, hierarchy_level, odd_token_rate
+    from legible.monitor import drift_metrics, hierarchy_level
     from legible.tasks import Problem
     from legible.train.trl import build_prompt
     from legible.untrusted import as_data, new_nonce
@@ -269,8 +260,8 @@ async def _ask_one(item: dict, s: AskSettings, shoggoth, face, paraphraser, moni
     metrics = drift_metrics([cot], monitor=monitor)
     level, reading = hierarchy_level(metrics)
     drift = {
-        "english_score": english_score(cot),
-        "odd_token_rate": odd_token_rate(cot),
+        "english_score": metrics["english_score"],
+        "odd_token_rate": metrics["odd_token_rate"],
         "cot_words": len(cot.split()),
         "level": level,
         "reading": reading.split(" Rule:", 1)[0],

@@ -244,12 +244,12 @@ def stego(
         except Exception as e:  # any way this file fails to load is a bad --organism-model
             _fail(f"--organism-model {organism_model}: not a stage-1 policy ({type(e).__name__}: {e})")
     if model:
-        from legible.ask import inspect_model_name
+        from legible.audit import resolve_inspect_model
         from legible.policy import LocalModelError
         from legible.stego import MODEL_SPECS
 
         try:
-            model = inspect_model_name(model, on_status=lambda message: typer.echo(message, err=True))
+            model = resolve_inspect_model(model, on_status=lambda message: typer.echo(message, err=True))
         except LocalModelError as e:
             _fail(f"--model: {e}")
         specs = [n for n in names if "model" in n.split("+")] + [n for n in MODEL_SPECS if n not in names]
@@ -500,6 +500,7 @@ def ask(
     """Ask a model through the defences: the Shoggoth writes the CoT, the paraphraser rewrites it, the Face
     answers from the paraphrase, and the monitor and drift metrics flag the CoT."""
     from legible import ask as asking
+    from legible.audit import resolve_inspect_model
     from legible.paraphrase import check_paraphraser_spec
     from legible.policy import LocalModelError
     from legible.progress import progress
@@ -525,11 +526,9 @@ def ask(
     status = lambda message: typer.echo(message, err=True)  # noqa: E731
     try:
         names = {
-            "shoggoth": asking.inspect_model_name(model, on_status=status),
-            "face": asking.inspect_model_name(face, on_status=status) if face else None,
-            "paraphrase_model": asking.inspect_model_name(paraphrase_model, on_status=status)
-            if paraphrase_model
-            else None,
+            "shoggoth": resolve_inspect_model(model, on_status=status),
+            "face": resolve_inspect_model(face, on_status=status) if face else None,
+            "paraphrase_model": resolve_inspect_model(paraphrase_model, on_status=status) if paraphrase_model else None,
         }
     except LocalModelError as e:
         _fail(str(e))

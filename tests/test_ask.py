@@ -239,7 +239,8 @@ def test_resolving_a_model_registers_no_inspect_hook():
     """Inspect prints a banner to stdout once any hook is registered, which would break ``--json``: the
     audit's progress hook must stay out of a process that only asks."""
     code = (
-        "import sys, legible.ask as a; a.inspect_model_name('openai/x'); sys.exit('legible.audit._run' in sys.modules)"
+        "import sys, legible.ask, legible.audit as a; a.resolve_inspect_model('openai/x'); "
+        "sys.exit('legible.audit._run' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

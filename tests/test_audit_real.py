@@ -27,7 +27,7 @@ from inspect_ai.model import ChatMessageAssistant, ChatMessageUser, GenerateConf
 from legible.audit._engine import Engine, PrefixCache, Request, _Row, load_lm  # noqa: E402
 from legible.audit._local import (
     LocalLMAPI,  # noqa: E402, F401  (registers the "legible-hf" provider)
-    resolve_audit_model,  # noqa: E402
+    resolve_inspect_model,  # noqa: E402
 )
 from legible.audit._run import run_audit  # noqa: E402
 
@@ -241,9 +241,9 @@ def test_bad_model_names_and_arguments_are_one_line_errors(tmp_path, tiny_lm):
 
 
 def test_audit_model_names_resolve_to_the_fast_provider_or_stay_as_given():
-    assert resolve_audit_model("x/y") == "x/y"
-    assert resolve_audit_model("openai-api/vllm/m") == "openai-api/vllm/m"
-    assert resolve_audit_model("hf/some/dir") == "hf/some/dir"
+    assert resolve_inspect_model("x/y") == "x/y"
+    assert resolve_inspect_model("openai-api/vllm/m") == "openai-api/vllm/m"
+    assert resolve_inspect_model("hf/some/dir") == "hf/some/dir"
 
 
 # ---------------------------------------------------------------- the battery through it
@@ -283,8 +283,8 @@ def test_every_task_runs_on_smollm2(smollm2, tmp_path, monkeypatch):
     """SmolLM2-135M-Instruct through `legible audit`'s path: every task of both text batteries, two samples
     each, a short CoT budget. The real model's answers are letters and numbers (or unparsable: an outcome)."""
     monkeypatch.setenv("LEGIBLE_CACHE", str(smollm2.parent.parent))
-    assert resolve_audit_model("smollm2-135m") == "legible-hf/smollm2-135m"
-    assert resolve_audit_model("hf/smollm2-135m") == f"hf/{smollm2}"
+    assert resolve_inspect_model("smollm2-135m") == "legible-hf/smollm2-135m"
+    assert resolve_inspect_model("hf/smollm2-135m") == f"hf/{smollm2}"
     for dataset, n_tasks in (("multiple_choice", 5), ("gsm8k", 4)):
         out = tmp_path / dataset
         summary = run_audit("smollm2-135m", out, dataset=dataset, limit=2, cot_tokens=48, show_progress=False)

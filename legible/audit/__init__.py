@@ -30,7 +30,7 @@ _EXPORTS = {
     "audit_dataset": "legible.audit._dataset",
     "OrganismAPI": "legible.audit._provider",
     "LocalLMAPI": "legible.audit._local",
-    "resolve_audit_model": "legible.audit._local",
+    "resolve_inspect_model": "legible.audit._local",
     "prefill_method": "legible.audit._answer",
     "serve": "legible.audit._openai_server",
 }

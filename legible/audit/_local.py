@@ -95,7 +95,7 @@ def resolve_local_path(name: str) -> Path:
     return path
 
 
-def resolve_audit_model(model: str, on_status=None) -> str:
+def resolve_inspect_model(model: str, on_status=None) -> str:
     """The Inspect model for ``model`` (in the audit, ``legible ask`` and ``legible stego``): a short name from
     ``legible models`` (``smollm2-135m``) becomes ``legible-hf/smollm2-135m`` (legible's fast local provider),
     prepared once; ``hf/smollm2-135m`` becomes ``hf/<its directory>`` (Inspect's own provider, as asked);

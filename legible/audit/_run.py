@@ -19,7 +19,7 @@ from pathlib import Path
 from inspect_ai.hooks import Hooks, SampleEnd, TaskEnd, TaskStart, hooks
 
 from legible.audit._dataset import ORGANISM_TASKS
-from legible.audit._local import resolve_audit_model
+from legible.audit._local import resolve_inspect_model
 from legible.audit._metrics import area_over_curve, bias_corrected_same
 from legible.audit._tasks import AUDIT_TASKS, FRACTIONS, MISTAKE_AT
 from legible.progress import Progress
@@ -126,13 +126,13 @@ def run_audit(
 ) -> dict:
     """Run the battery, write ``out/logs`` (Inspect logs), ``out/summary.json`` and the report.
 
-    ``model`` is an Inspect model or a short name from ``legible models`` (see ``resolve_audit_model``).
+    ``model`` is an Inspect model or a short name from ``legible models`` (see ``resolve_inspect_model``).
     ``cot_tokens`` caps the model's CoT (default: 48 for organisms, per dataset for ``legible-hf``, 1024
     for other providers)."""
     from inspect_ai import eval_set
 
     out = Path(out)
-    model = resolve_audit_model(model, on_status=lambda m: print(m, file=sys.stderr) if show_progress else None)
+    model = resolve_inspect_model(model, on_status=lambda m: print(m, file=sys.stderr) if show_progress else None)
     model_args = dict(model_args or {})
     dataset, task_args = (dataset, None) if dataset else organism_task(model)
     tasks = tuple(tasks or default_battery(dataset))
