@@ -101,7 +101,7 @@ def resolve_inspect_model(model: str, on_status=None) -> str:
     prepared once; ``hf/smollm2-135m`` becomes ``hf/<its directory>`` (Inspect's own provider, as asked);
     anything else is returned as given. Here, not beside ``run_audit``: importing that module registers the
     audit's progress hook, and Inspect then prints its hook banner to stdout (``legible ask --json``)."""
-    from legible.policy import LOCAL_MODELS, prepare_model
+    from legible.policy import LOCAL_MODELS, prepare_model, resolve_model
 
     if model in LOCAL_MODELS:
         prepare_model(model, on_status=on_status)
@@ -109,8 +109,8 @@ def resolve_inspect_model(model: str, on_status=None) -> str:
     provider, _, name = model.partition("/")
     if provider == "legible-hf" and name in LOCAL_MODELS:
         prepare_model(name, on_status=on_status)
-    elif provider == "hf" and name in LOCAL_MODELS:
-        return f"hf/{prepare_model(name, on_status=on_status)}"
+    if provider == "hf":  # the directory for Inspect's own provider, as every other hf/ path is resolved
+        return resolve_model(model, on_status=on_status)
     return model
 
 
