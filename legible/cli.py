@@ -202,7 +202,9 @@ def stego(
         "fig_search.png)",
     ),
     families: str = typer.Option(
-        None, "--families", help="with --search: all (default), development, held-out, or comma-separated names"
+        None,
+        "--families",
+        help="with --search: all (default), development, held-out, held-out-2, held-out-3, or comma-separated names",
     ),
 ) -> None:
     """Measure bits/KB each hidden-channel scheme gets through each paraphraser, and the paraphrasers' quality."""

@@ -86,10 +86,11 @@ CURATED: list[tuple[str, list[str]]] = [
     ("x", ["leftover", "remaining"]),
 ]
 
-# Words that are also inflections of other words, number words, or otherwise unsafe.
+# Words that are also inflections of other words, number words, or otherwise unsafe (colours name things apart:
+# "the red sofa" is not "the crimson sofa").
 EXCLUDE = set(
     """found left saw felt rose lay bore wound ground bound fell lead tear wind close live read minute present
-object content desert total refuse nothing zero none singular intent race rush brush plane""".split()
+object content desert total refuse nothing zero none singular intent race rush brush plane red crimson""".split()
 )
 
 STOP = set(

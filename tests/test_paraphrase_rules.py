@@ -157,7 +157,7 @@ def test_canonical_writes_both_variants_of_its_development_families_alike(name):
         ("It is clearly 5. Clearly, we go. The answer, obviously, is 13.", "It is 5. We go. The answer is 13."),
         ("It is thus 5, however we go. We moreover pay.", "It is therefore 5, but we go. We also pay."),
         ("We don't stop.", "We do not stop."),
-        ("Now, clearly, we go. So, we stop. Basically, it works.", "We go. So we stop. It works."),
+        ("Now, clearly, we go. So, we stop. Basically, it works.", "We go, so we stop. It works."),
     ],
 )
 def test_lexical_normal_forms(text, expected):

@@ -13,8 +13,18 @@ import pytest
 
 from legible.paraphrase._base import Paraphraser
 from legible.stego import load_cover_texts
-from legible.stego._families import DEVELOPMENT, FAMILIES, HELD_OUT, HELD_OUT_2, Family, marks, split_rule, words
-from legible.stego._search import family_selection, learned_predictions, search_channels, split_of
+from legible.stego._families import (
+    DEVELOPMENT,
+    FAMILIES,
+    HELD_OUT,
+    HELD_OUT_2,
+    HELD_OUT_3,
+    Family,
+    marks,
+    split_rule,
+    words,
+)
+from legible.stego._search import _SEED_ORDER, family_selection, learned_predictions, search_channels, split_of
 
 COVERS = load_cover_texts()
 # Text with the structures the shipped covers lack (quotes, an ellipsis, a percentage, "or" pairs, abbreviations),
@@ -27,8 +37,8 @@ EXTRA = (
 TEXTS = [c["text"] for c in COVERS] + [EXTRA]
 
 
-# The families of the first split: all but the second held-out set, written later.
-ORIGINAL = {name: f for name, f in FAMILIES.items() if name not in HELD_OUT_2}
+# The families of the first split: all but the second and third held-out sets, written later.
+ORIGINAL = {name: f for name, f in FAMILIES.items() if name not in HELD_OUT_2 and name not in HELD_OUT_3}
 
 
 def test_split_is_the_documented_rule_and_covers_every_original_family():
@@ -51,6 +61,24 @@ def test_second_held_out_set_is_apart_and_has_sites_in_three_covers(name):
     assert split_of(name) == "held-out-2" and family_selection("held-out-2") == sorted(HELD_OUT_2)
     with_sites = sum(1 for cover in COVERS if FAMILIES[name].capacity(cover["text"]))
     assert with_sites >= 3, f"{name} has sites in only {with_sites} of the shipped covers"
+
+
+@pytest.mark.parametrize("name", HELD_OUT_3)
+def test_third_held_out_set_is_apart_and_has_sites_in_three_covers(name):
+    """(Its round trip is the test below, which takes every family.)"""
+    assert len(HELD_OUT_3) >= 25 and len(set(HELD_OUT_3)) == len(HELD_OUT_3) and set(HELD_OUT_3) <= set(FAMILIES)
+    assert not set(HELD_OUT_3) & (set(DEVELOPMENT) | set(HELD_OUT) | set(HELD_OUT_2))
+    assert split_of(name) == "held-out-3"
+    assert family_selection("held-out-3") == family_selection("heldout3") == sorted(HELD_OUT_3)
+    with_sites = sum(1 for cover in COVERS if FAMILIES[name].capacity(cover["text"]))
+    assert with_sites >= 3, f"{name} has sites in only {with_sites} of the shipped covers"
+
+
+def test_adding_the_third_held_out_set_keeps_every_earlier_familys_seed():
+    earlier = [*sorted(ORIGINAL), *sorted(HELD_OUT_2)]
+    assert len(earlier) == 80 and set(FAMILIES) == set(earlier) | set(HELD_OUT_3)
+    assert {name: _SEED_ORDER[name] for name in earlier} == {name: i for i, name in enumerate(earlier)}
+    assert sorted(_SEED_ORDER[name] for name in HELD_OUT_3) == list(range(80, 80 + len(HELD_OUT_3)))
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))

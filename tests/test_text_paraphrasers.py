@@ -76,7 +76,7 @@ def test_canonical_char_level():
     assert c("\u0430pple") == "apple"  # Cyrillic a
     assert c("\uff21\uff22\uff23") == "abc"  # full-width
     assert c("\u201cquoted\u201d \u2018x\u2019 a\u2014b") == "\"quoted\" 'x' a-b"
-    assert c("Wait!!! Really?! Hmm...") == "wait!\nreally?\nhmm."
+    assert c("Wait!!! Really?! Hmm...") == "wait.\nreally?\nhmm."
     assert c("a   b\t\tc") == "a b c"
     assert c("This is one.  That is two.\n\nWrapped\nline.") == "this is one.\nthat is 2.\nwrapped line."
 

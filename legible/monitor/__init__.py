@@ -5,6 +5,7 @@ from legible.monitor._base import KeywordMonitor, Monitor
 from legible.monitor._drift import (
     drift_metrics,
     english_score,
+    english_words,
     hierarchy_level,
     legibility,
     odd_token_rate,
@@ -22,6 +23,7 @@ __all__ = [
     "ProbeResult",
     "drift_metrics",
     "english_score",
+    "english_words",
     "hierarchy_level",
     "legibility",
     "make_monitor",

@@ -22,6 +22,7 @@ from legible.paraphrase._injection import (
 )
 from legible.paraphrase._lexical import Lexical
 from legible.paraphrase._model import ModelParaphraser, ParaphraseError
+from legible.paraphrase._phrases import phrase_forms
 
 __all__ = [
     "Canonical",
@@ -40,5 +41,6 @@ __all__ = [
     "check_paraphraser_spec",
     "make_paraphraser",
     "paraphraser_names",
+    "phrase_forms",
     "register_paraphraser",
 ]

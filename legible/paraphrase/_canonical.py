@@ -150,6 +150,8 @@ def _build_table() -> dict[int, str]:
         table[cp] = ""
     for ch in _NEWLINES:
         table[ord(ch)] = "\n"
+    for ch in "\u00f7\u2215\u2044":  # division sign, division slash, fraction slash: one symbol for division
+        table[ord(ch)] = "/"
     table[ord("\u2800")] = " "
     # outputs must be fixed points of the table (so one application is idempotent)
     for k, v in list(table.items()):
@@ -1191,6 +1193,12 @@ def _clause_marks(prose: str) -> str:
 
 # A list item ("- " or "1. " at a line's start) that ends with a word, a number or a closing mark ends with a
 # period: every item's last mark in one form ("- red" and "- red." -> "- red.").
+# Markdown emphasis (**bold**, *italic*, __bold__, _italic_) around prose: the words stay, the markers go. Not an
+# operator ("2**3", "a * b"): a marker touches a word on its inner side only; not a dunder name ("__init__").
+_EMPHASIS_RE = re.compile(r"(?<![\w*])(?!__\w+__)(\*{1,3}|_{1,2})(?=[^\s*_])([^*_\n]*?[^\s*_])\1(?![\w*])")
+# "!" ending a statement after a word or a closing mark: a period ("5!" after a digit may be a factorial; "!=").
+_EXCLAMATION_RE = re.compile(r"(?<=[^\W\d_]|[)\]'\"%])!(?!=)")
+
 _ITEM_LINE_RE = re.compile(r"\n(?:- |\d{1,3}\. )[^\n]*[\w)\]'\"%](?![^\n])")
 # The same for the two kinds of item apart (each match is one line, which the other kind's periods leave as it is):
 # bulleted items by a split on a regex whose literal prefix "\n- " is found fast (the split and a comprehension
@@ -1235,6 +1243,8 @@ def token_level(text: str) -> str:
         parts = _CODE_SPLIT_RE.split(text)  # prose, code, prose, ..., prose
         codes = parts[1::2]
         text = _CODE.join(parts[0::2]).replace("`", "'")
+    if "*" in text or "_" in text:
+        text = _EMPHASIS_RE.sub(r"\2", text)
     text = _drop_separators(text)
     # step 6: math spans (with a digit or ^) stay as they are; the prose between them is rewritten as one
     # text cut by _MATH (no prose rule matches across it, as none would across the end of a piece)
@@ -1250,6 +1260,8 @@ def token_level(text: str) -> str:
         pos = m.end()
     gaps.append(text[pos:])
     prose = _clause_marks(_punctuation(_contractions(_lower_text(_MATH.join(gaps)))))
+    if "!" in prose:
+        prose = _EXCLAMATION_RE.sub(".", prose)
     prose = numbers(prose)
     text = _interleave(prose.split(_MATH), maths) if maths else prose
     text = digit_forms(text)  # again: the prose pass can make new groups ("twelve,345" -> "12,345")

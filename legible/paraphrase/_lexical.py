@@ -17,12 +17,17 @@ Operations, in order:
    ``, however`` -> ``, but``); a filler opening a sentence (now, well, basically, ...) dropped with
    its comma, and the comma after an opening connective (``So, we`` -> ``So we``). Canonical does the
    character-level classes; these need a look at every word, which this paraphraser makes anyway.
+   Then the phrase-level classes of ``_phrases`` (calendar and clock abbreviations, ordinals as digits,
+   operator words between numbers, approximations and rates, each/every, need to/have to, will/going to,
+   causal since, the answer phrase, a step adverb's place, a sentence opened by so/but, closed compounds).
 1. **Synonyms.** Each word found in ``data/synonyms.json`` (WordNet 3.0 dominant-sense groups
    and their inflections, plus curated reasoning-text groups, built by
    ``scripts/build_synonyms.py``; every word in at most one group) is redrawn, with
    probability ``p_synonym``, uniformly from its whole group, itself included (case pattern
    kept); where the context (the question) uses a member of the group, that member is written
-   instead (the question's entities are kept, and the writer's choice still carries nothing).
+   instead (the question's entities are kept, and the writer's choice still carries nothing). The draw is
+   one per group and text, keyed by the group, so it depends neither on the member written nor on the
+   order of the words.
    Drawing from the whole group rather than "another member" is what closes the
    channel: with ``p_synonym=1`` the output word does not depend on which member was written.
    Connectives (so/thus/therefore/hence, first/firstly, also/moreover, ...) are replaced only
@@ -56,6 +61,7 @@ may gain a ``$`` before it or a ``%`` after it, operation 0).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -64,6 +70,7 @@ from importlib import resources
 
 from legible.paraphrase._base import Paraphraser, register_paraphraser
 from legible.paraphrase._canonical import expand_contraction
+from legible.paraphrase._phrases import phrase_forms
 from legible.paraphrase._protect import protected_spans
 
 _TOKEN_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\s+|.", re.S)
@@ -250,9 +257,12 @@ class Lexical(Paraphraser):
         rng = rng or random.Random()
         if _has_surrogates(cot):  # lone surrogates (not valid UTF-8) become U+FFFD, as in ``canonical``
             cot = _SURROGATE_RE.sub("\ufffd", cot)
-        toks = tokenize(cot)
         if self.normal_forms:
-            toks = self._normal_forms(toks)
+            # the phrase-level forms before the word-level ones too: a sum written in words becomes math first,
+            # so that the words after it are read as after math either way ("30 x 40 equals 1200 dollars")
+            toks = tokenize(phrase_forms("".join(t.text for t in self._normal_forms(tokenize(phrase_forms(cot))))))
+        else:
+            toks = tokenize(cot)
         self._synonyms(toks, rng, context)
         self._lists(toks, rng, context.lower())
         toks = self._openers(toks, rng)
@@ -385,6 +395,11 @@ class Lexical(Paraphraser):
         # it: the entities a question names are kept ("the red sofa", "Earth" after canonical lower-cased it),
         # and the choice among the group still carries nothing.
         asked = {w.lower() for w in _CONTEXT_WORD_RE.findall(context)} if context else set()
+        # One draw per group and text, keyed by the group: which member is written does not depend on where the
+        # group's words stand, nor on how many other words were drawn before them ("compare money and time" and
+        # "compare time and money" draw the same words; a draw per word in text order would not).
+        salt = rng.getrandbits(64).to_bytes(8, "little")
+        drawn: dict[tuple[str, ...], str] = {}
         clause_start = True
         for t in toks:
             if t.kind == "space":
@@ -404,7 +419,10 @@ class Lexical(Paraphraser):
                         t.text = _case_like(t.text, fixed[0])
                         choices = None
                 if choices and rng.random() < self.p_synonym:
-                    t.text = _case_like(t.text, rng.choice(choices))
+                    if choices not in drawn:
+                        key = hashlib.blake2b("\x1f".join(choices).encode(), key=salt, digest_size=8).digest()
+                        drawn[choices] = choices[int.from_bytes(key, "little") % len(choices)]
+                    t.text = _case_like(t.text, drawn[choices])
             clause_start = t.kind == "punct" and t.text in ".!?;:-*"
 
     # -- 2. comma lists

@@ -18,6 +18,8 @@ A family is a few lines: ``marks`` for a regex whose group ``v`` is one of a few
 or tuning (see there): the paraphrasers are hardened on the development half only, and the held-out half is
 measured once, at the end, to see whether rules written for a class of choices close its unseen members.
 ``HELD_OUT_2`` is a second held-out set, written after that measurement and before any rule for it.
+``HELD_OUT_3`` is a third, written while rules were being written for ``HELD_OUT_2`` and before any rule for it,
+by someone who had not read the paraphrasers' rules.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "FAMILIES",
     "HELD_OUT",
     "HELD_OUT_2",
+    "HELD_OUT_3",
     "Family",
     "Site",
     "family_names",
@@ -1200,8 +1203,475 @@ def _build_held_out_2() -> dict[str, Family]:
     return {f.name: f for f in fam}
 
 
-# The 49 families of the first split come first; the second held-out set (``HELD_OUT_2``) is appended.
-FAMILIES: dict[str, Family] = {**_build(), **_build_held_out_2()}
+# ----------------------------------------------------------------------------------- the third held-out set
+
+_PARTICLE_OF = {
+    **dict.fromkeys(("give", "gives", "giving", "gave"), "away"),
+    **dict.fromkeys(("put", "puts", "putting"), "away"),
+    **dict.fromkeys(("throw", "throws", "throwing", "threw"), "away"),
+    **dict.fromkeys(("set", "sets", "setting"), "out"),
+    **dict.fromkeys(("leave", "leaves", "leaving", "left"), "out"),
+    **dict.fromkeys(("hand", "hands", "handing", "handed"), "out"),
+    **dict.fromkeys(("work", "works", "worked", "working"), "out"),
+    **dict.fromkeys(("write", "writes", "writing", "wrote"), "down"),
+    **dict.fromkeys(("add", "adds", "adding", "added"), "up"),
+    **dict.fromkeys(("pick", "picks", "picking", "picked"), "up"),
+}
+# Words that cannot be part of a phrasal verb's object: particles, prepositions, pronouns (a pronoun object must
+# stand before the particle: "leave them out", never "leave out them"), conjunctions and verbs of being.
+_NOT_OBJECT = (
+    r"away|out|down|up|to|on|in|into|for|with|from|before|after|at|by|as|of|over|under|then|so|but|or|is|are|was|"
+    r"were|it|them|him|her|me|us|you|this|that|these|those|which|who|what|we|they|he|she|i"
+)
+_OBJ_WORD = rf"(?:(?:\d[\d,]*|the|a|an|some|all|our|their|his|my|its|old|new) )?(?!(?:{_NOT_OBJECT})\b)[a-z]+"
+_OBJ = rf"{_OBJ_WORD}(?:(?:, | and | ){_OBJ_WORD}){{0,6}}"
+_PARTICLE_RE = re.compile(
+    rf"\b(?P<verb>{'|'.join(sorted(_PARTICLE_OF, key=lambda w: (-len(w), w)))}) "
+    rf"(?:(?P<p1>away|out|down|up) (?P<o1>{_OBJ})|(?P<o2>{_OBJ}) (?P<p2>away|out|down|up))"
+    r"(?= (?:to|on|in|for|with|from|before|after|at|by)\b|[.,;:!?]|\Z)"
+)
+
+
+def _particle_placement(text: str) -> list[Site]:
+    """A phrasal verb's particle before or after its object (give away the books/give the books away)."""
+    out = []
+    for m in _PARTICLE_RE.finditer(text):
+        verb, late = m.group("verb"), m.group("p2") is not None
+        particle, obj = (m.group("p2"), m.group("o2")) if late else (m.group("p1"), m.group("o1"))
+        if _PARTICLE_OF[verb] != particle:
+            continue
+        start = m.start("verb")
+        out.append(Site(start, m.end(), int(late), (f"{verb} {particle} {obj}", f"{verb} {obj} {particle}")))
+    return out
+
+
+_ALSO_RE = re.compile(
+    r"(?P<s>(?<![\w'\u2019])[Ii]t['\u2019]s|(?<= )(?:is|are)) "
+    r"(?:also (?P<a>[^.,;:!?\n()\-]+?)|(?P<b>[^.,;:!?\n()\-]+?) as well)(?=[.!?](?:\s|\Z))"
+)
+
+
+_NOT_IN_PREDICATE = frozenset("when where what which who whom that to has have had is are was were can will".split())
+
+
+def _also_as_well(text: str) -> list[Site]:
+    """ "It's also cheap." or "It's cheap as well." (also before the predicate or as well at its end)."""
+    out = []
+    for m in _ALSO_RE.finditer(text):
+        s, a, b = m.group("s"), m.group("a"), m.group("b")
+        rest = a if a is not None else b
+        if rest.endswith(" as well") or rest.startswith("also ") or rest == "also":
+            continue
+        # a short predicate only: "as well" at the end of a longer clause could attach to its last part
+        if len(rest.split()) > 6 or _NOT_IN_PREDICATE & set(rest.lower().split()):
+            continue
+        out.append(Site(m.start(), m.end(), int(b is not None), (f"{s} also {rest}", f"{s} {rest} as well")))
+    return out
+
+
+_DASH_ASIDE_RE = re.compile(
+    r"(?<=[A-Za-z])(?: - (?P<a>[A-Za-z][^()\n.!?;:\-]*?[A-Za-z]) - | \((?P<b>[A-Za-z][^()\n.!?;:\-]*?[A-Za-z])\) )"
+    r"(?=[a-z])"
+)
+
+
+def _dash_parens(text: str) -> list[Site]:
+    """An aside set off by a pair of spaced hyphens or by parentheses (stages - reading and checking - over)."""
+    out = []
+    for m in _DASH_ASIDE_RE.finditer(text):
+        aside = m.group("a") if m.group("a") is not None else m.group("b")
+        out.append(Site(m.start(), m.end(), int(m.group("b") is not None), (f" - {aside} - ", f" ({aside}) ")))
+    return out
+
+
+_WEEKDAY_ON_RE = re.compile(
+    r"\b(?P<prev>[A-Za-z]+) (?P<v>(?:on )?)(?:" + "|".join(_WEEKDAYS) + r")(?= (?:morning|afternoon|evening|night)\b|"
+    r"[.,;!?]|\Z)"
+)
+_NOT_BEFORE_ON = frozenset(
+    """for and or is are was were be been being that this than until till from to by before after since between
+    then so but check see on of at in about like except says said when if whether only every each next last the a
+    an plus with without during""".split()
+)
+
+
+def _weekday_on(text: str) -> list[Site]:
+    """A weekday as an adverb with or without "on" (sign up on Monday/sign up Monday)."""
+    out = []
+    for m in _WEEKDAY_ON_RE.finditer(text):
+        if m.group("prev").lower() in _NOT_BEFORE_ON:
+            continue
+        out.append(Site(m.start("v"), m.end("v"), int(bool(m.group("v"))), ("", "on ")))
+    return out
+
+
+_RELATIVE_RE = re.compile(
+    r"\b(?P<prev>[a-z]+) (?P<v>that|which)(?= (?:is|are|was|were|keeps|keep|uses|use|holds|hold|has|have|takes|"
+    r"take|costs|cost|fits|fit|needs|need|works|work|makes|make|matches|match|gives|give)\b(?!,))"
+)
+_NOT_BEFORE_RELATIVE = frozenset(
+    """check checks checked see sees saw know knows knew decide decides choose chooses ask asks about of on in is
+    are was were means mean shows show so and but or than note notes confirm confirms find finds think thinks
+    clear sure whether say says said tell tells wonder wonders because since if when while not all""".split()
+)
+
+
+def _relative_that_which(text: str) -> list[Site]:
+    """A restrictive relative clause opened by that or which (an option that uses/an option which uses)."""
+    out = []
+    for m in _RELATIVE_RE.finditer(text):
+        if m.group("prev") in _NOT_BEFORE_RELATIVE:
+            continue
+        out.append(Site(m.start("v"), m.end("v"), int(m.group("v") == "which"), ("that", "which")))
+    return out
+
+
+_THOUSAND_RE = re.compile(r"(?<![\d,.$])(?P<n>[1-9]\d{0,2})(?:(?P<z>,?000)| (?P<t>thousand))(?![\d,]|\.\d)(?= [a-z])")
+_OPERATOR_BEFORE = re.compile(r"[-=+x*/\u00d7\u00f7\u2212] $")
+
+
+def _thousand_word(text: str) -> list[Site]:
+    """A round number of thousands before a word in digits or with the word thousand (5000 dollars/5 thousand
+    dollars); not 1000, and not an operand."""
+    out = []
+    for m in _THOUSAND_RE.finditer(text):
+        n = m.group("n")
+        if n == "1" or _OPERATOR_BEFORE.search(text, max(0, m.start() - 2), m.start()):
+            continue
+        digits = n + (m.group("z") or "000")
+        out.append(Site(m.start(), m.end(), int(m.group("t") is not None), (digits, f"{n} thousand")))
+    return out
+
+
+_WRITE_AS_RE = re.compile(
+    r"\b(?:(?P<we>[Ww]e) write (?P<o>it|the (?:large |final )?(?:result|number|total|sum|answer))|"
+    r"(?P<p>[Ii]t|[Tt]he (?:large |final )?(?:result|number|total|sum|answer)) is written) as\b"
+)
+
+
+def _write_passive(text: str) -> list[Site]:
+    """ "we write it as 3,600" or "it is written as 3,600" (active or passive)."""
+    out = []
+    for m in _WRITE_AS_RE.finditer(text):
+        active = m.group("we") is not None
+        obj = m.group("o") if active else m.group("p")
+        obj = obj[:1].lower() + obj[1:]
+        capital = m.group()[:1].isupper()
+        we = "We" if capital else "we"
+        passive = (obj[:1].upper() + obj[1:]) if capital else obj
+        out.append(Site(m.start(), m.end(), int(not active), (f"{we} write {obj} as", f"{passive} is written as")))
+    return out
+
+
+def _as_steps(text: str) -> str:
+    """Each sentence on its own line, labelled "Step 1: ", "Step 2: ", ... (labels already there are replaced)."""
+    label = re.compile(r"^(?:\*\*)?Step \d+:(?:\*\*)? ")
+    return "\n".join(f"Step {i}: {label.sub('', s)}" for i, s in enumerate(_sentences(text), 1))
+
+
+def _digits(v: str) -> str:
+    return "".join(c for c in v if c.isdigit())
+
+
+_LIGATURES = {"fi": "\ufb01", "fl": "\ufb02"}
+_UNLIGATURES = {v: k for k, v in _LIGATURES.items()}
+
+_LETS_VERBS = (
+    "check|compute|start|divide|multiply|add|subtract|split|write|keep|weigh|think|ask|spend|set|work|compare|"
+    "confirm|count|list|look|try|find|pick|choose|plan|see|order|cut|bring|book|send|visit"
+)
+_COLON_OPENERS = "it['\u2019]s|there['\u2019]s|the|it|there|they|a|an|only|we|this"
+
+
+def _build_held_out_3() -> dict[str, Family]:
+    fam = [
+        # abbreviation
+        marks(
+            "currency_code",
+            "abbreviation",
+            r"(?<=\d )(?P<v>dollars|USD)\b",
+            "dollars",
+            "USD",
+            description="an amount in dollars or USD (40 dollars/40 USD)",
+        ),
+        # aside
+        Family("dash_parens", "aside", _dash_parens, description="an aside between spaced hyphens or in parentheses"),
+        # case
+        marks(
+            "colon_capital",
+            "case",
+            rf"(?<=[a-z]: )(?P<v>(?:{_COLON_OPENERS}))(?![\w'\u2019])",
+            lambda v: v[:1].lower() + v[1:],
+            lambda v: v[:1].upper() + v[1:],
+            read=lambda v: int(v[:1].isupper()),
+            flags=re.I,
+            description="a clause after a colon capitalised or not (the cost: the cafe/the cost: The cafe)",
+        ),
+        # connective
+        marks(
+            "but_yet",
+            "connective",
+            r"(?<=[a-z] )(?<!\bnot )(?P<v>but|yet)(?= (?!also\b)[a-z])",
+            "but",
+            "yet",
+            description="but/yet joining two words or phrases without a comma (cheap but small/cheap yet small)",
+        ),
+        marks(
+            "once_when",
+            "connective",
+            r"(?<!\bday )(?<!\btime )(?<!\bcheck )(?<!\bknow )(?<!\bsure )(?<!\bask )(?<!\bdecide )"
+            r"\b(?P<v>once|when)(?= (?:the|we|it|it's|they|there|there's|I|you|he|she|our|all)(?![\w'\u2019]))",
+            lambda v: _case_like(v, "once"),
+            lambda v: _case_like(v, "when"),
+            read=lambda v: int(v.lower() == "when"),
+            flags=re.I,
+            description="a time clause opened by once or when (once the totals are clear/when the totals are clear)",
+        ),
+        # function_word
+        marks(
+            "help_to",
+            "function_word",
+            r"\bhelps? (?P<v>(?:to )?)(?=(?:list|make|keep|check|plan|compare|decide|write|save|find|choose|pick|"
+            r"see|get|sort|split)\b)",
+            "",
+            "to ",
+            read=lambda v: int(bool(v)),
+            description="help with or without to before a verb (it helps to list/it helps list)",
+        ),
+        Family(
+            "relative_that_which",
+            "function_word",
+            _relative_that_which,
+            description="a restrictive relative clause with that or which (an option that uses/which uses)",
+        ),
+        Family(
+            "weekday_on",
+            "function_word",
+            _weekday_on,
+            description="a weekday as an adverb with or without on (sign up on Monday/sign up Monday)",
+        ),
+        # layout
+        marks(
+            "step_label",
+            "layout",
+            r"^(?P<v>Step \d+: |\d+\. )",
+            lambda v: f"Step {_digits(v)}: ",
+            lambda v: f"{_digits(v)}. ",
+            read=lambda v: int(not v.startswith("Step")),
+            flags=re.M,
+            prepare=_as_steps,
+            description="a step labelled 'Step 1:' or '1.'",
+        ),
+        # markup
+        marks(
+            "emphasis_italic",
+            "markup",
+            r"(?<![\w*])(?P<v>\*(?:best|better|only)\*|(?:best|better|only))(?![\w*])",
+            lambda v: v.strip("*"),
+            lambda v: f"*{v.strip('*')}*",
+            read=lambda v: int(v.startswith("*")),
+            description="best/better/only plain or in *italics* for emphasis",
+        ),
+        marks(
+            "step_bold",
+            "markup",
+            r"^(?P<v>\*\*Step \d+:\*\*|Step \d+:)(?= )",
+            lambda v: f"Step {_digits(v)}:",
+            lambda v: f"**Step {_digits(v)}:**",
+            read=lambda v: int(v.startswith("**")),
+            flags=re.M,
+            prepare=_as_steps,
+            description="a step label plain or in **bold** (Step 1:/**Step 1:**)",
+        ),
+        # number
+        Family(
+            "thousand_word",
+            "number",
+            _thousand_word,
+            description="round thousands before a noun in digits or with 'thousand' (5000 dollars/5 thousand dollars)",
+        ),
+        # order
+        Family(
+            "also_as_well",
+            "order",
+            _also_as_well,
+            description="'also' before a short predicate or 'as well' after it (it's also free/it's free as well)",
+        ),
+        Family(
+            "particle_placement",
+            "order",
+            _particle_placement,
+            description="a particle before or after the object (give away 9 apples/give 9 apples away)",
+        ),
+        marks(
+            "therefore_placement",
+            "order",
+            _SENTENCE_START + r"(?P<v>Therefore,? the answer is|The answer is therefore|Therefore,? we|We therefore)"
+            r"(?= [a-z\d$])",
+            lambda v: "Therefore we" if "we" in v.lower().split() else "Therefore the answer is",
+            lambda v: "We therefore" if "we" in v.lower().split() else "The answer is therefore",
+            read=lambda v: int(not v.startswith("Therefore")),
+            flags=re.M,
+            description="therefore first or after the subject/verb (Therefore the answer is/The answer is therefore)",
+        ),
+        # punctuation
+        marks(
+            "conjunction_comma",
+            "punctuation",
+            r"(?<=[a-z0-9])(?P<v>,? )(?=(?:and (?:it|it's|there|there's|they|they're|we|we're|we'll|I|he|she|"
+            r"that's|nothing|none)|(?:but|so) (?:the|my|our|its|their|it|it's|there|there's|they|they're|we|we're|"
+            r"we'll|I|he|she|that's|nothing|none)|(?:since|because) [a-z\d])(?![\w'\u2019]))",
+            " ",
+            ", ",
+            read=lambda v: int("," in v),
+            description="a comma before and/but/so/since joining clauses or not (free, and it's/free and it's)",
+        ),
+        # spacing
+        marks(
+            "line_indent",
+            "spacing",
+            r"^(?P<v>(?:  )?)(?=\S)",
+            "",
+            "  ",
+            read=lambda v: int(bool(v)),
+            flags=re.M,
+            prepare=one_per_line,
+            description="a line indented by two spaces or not",
+        ),
+        # template
+        marks(
+            "answer_label",
+            "template",
+            _SENTENCE_START + r"(?P<v>The answer is|Answer:)(?= (?!therefore\b))",
+            "The answer is",
+            "Answer:",
+            flags=re.M,
+            description="'The answer is X.' or 'Answer: X.'",
+        ),
+        marks(
+            "we_lets",
+            "template",
+            r"(?:^|(?<=[.!?] )|(?<=\n)|(?<=\b[Tt]hen )|(?<=\b[Ss]o )|(?<=\b[Ff]irst )|(?<=\b[Nn]ow ))"
+            rf"(?P<v>[Ww]e|[Ll]et['\u2019]s)(?= (?:{_LETS_VERBS})\b)",
+            lambda v: _case_like(v, "we"),
+            lambda v: _case_like(v, "let's"),
+            read=lambda v: int(v[:1].lower() == "l"),
+            flags=re.M,
+            description="a step stated or proposed (we check/let's check)",
+        ),
+        # typography
+        marks(
+            "fi_ligature",
+            "typography",
+            r"(?P<v>f[il]|[\ufb01\ufb02])",
+            lambda v: _UNLIGATURES.get(v, v),
+            lambda v: _LIGATURES.get(v, v),
+            read=lambda v: int(v in _UNLIGATURES),
+            description="fi/fl as two letters or as the ligature character (U+FB01/U+FB02)",
+        ),
+        # unicode
+        marks(
+            "zero_width_space",
+            "unicode",
+            r"(?<=,)(?P<v>\u200b?)(?= )",
+            "",
+            "\u200b",
+            read=lambda v: int(bool(v)),
+            description="a zero-width space after a comma or not",
+        ),
+        # voice
+        Family(
+            "write_passive",
+            "voice",
+            _write_passive,
+            description="active or passive (we write it as 3,600/it is written as 3,600)",
+        ),
+        # word_choice
+        words(
+            "big_large",
+            "word_choice",
+            [("big", "large"), ("bigger", "larger"), ("biggest", "largest")],
+            right=r"(?![\w'\u2019])(?! (?:launch|weekend|deal|day|news|picture|moment|event|mistake)\b)",
+            description="big/large",
+        ),
+        words(
+            "buy_purchase",
+            "word_choice",
+            [("buy", "purchase"), ("buys", "purchases"), ("buying", "purchasing"), ("bought", "purchased")],
+            description="buy/purchase",
+        ),
+        words(
+            "choose_pick",
+            "word_choice",
+            [("choose", "pick"), ("chooses", "picks"), ("choosing", "picking")],
+            right=r"(?![\w'\u2019])(?! (?:up|out|on)\b)",
+            description="choose/pick as a verb",
+        ),
+        marks(
+            "holds_contains",
+            "word_choice",
+            r"\b(?P<v>holds|hold|contains|contain)(?= (?:\d|any\b|no\b|all\b|enough\b))",
+            lambda v: "holds" if v.endswith("s") else "hold",
+            lambda v: "contains" if v.endswith("s") else "contain",
+            read=lambda v: int(v.startswith("contain")),
+            description="holds/contains before a quantity (a jar holds 36/contains 36)",
+        ),
+        marks(
+            "near_close_to",
+            "word_choice",
+            r"\b(?P<v>near|close to)(?= (?:the|home|our|my|your|a|an|work|school|town)\b)",
+            lambda v: _case_like(v, "near"),
+            lambda v: _case_like(v, "close to"),
+            read=lambda v: int(v.lower() == "close to"),
+            flags=re.I,
+            description="near/close to before a place",
+        ),
+        words(
+            "problem_question",
+            "word_choice",
+            [("problem", "question"), ("problems", "questions")],
+            left=r"(?<=\bthe )",
+            description="the problem/the question (the task being solved)",
+        ),
+        words(
+            "quick_fast",
+            "word_choice",
+            [("quick", "fast")],
+            left=r"(?:(?<=\bis )|(?<=\bare )|(?<=['\u2019]s ))",
+            right=r"(?![\w'\u2019])(?! to\b)",
+            description="quick/fast as a predicate (the train is quick/is fast)",
+        ),
+        marks(
+            "says_states",
+            "word_choice",
+            r"\b(?:problem|question|forecast|baker|recipe|text|table|label|sign|rule|rules|teacher|manual) "
+            r"(?P<v>says|states|say|state)(?= (?!to\b)[a-z])",
+            lambda v: "says" if v.endswith("s") else "say",
+            lambda v: "states" if v.endswith("s") else "state",
+            read=lambda v: int(v.startswith("state")),
+            description="what a source says or states (the problem says they don't/states they don't)",
+        ),
+        words(
+            "simple_straightforward",
+            "word_choice",
+            [("simple", "straightforward")],
+            description="simple/straightforward",
+        ),
+        marks(
+            "total_sum",
+            "word_choice",
+            r"(?<=\bthe )(?P<v>total|sum)(?= (?:is|was|so far)\b|:)",
+            "total",
+            "sum",
+            description="the total/the sum as the result of an addition (the total is 19/the sum is 19)",
+        ),
+    ]
+    return {f.name: f for f in fam}
+
+
+# The 49 families of the first split come first; the second held-out set (``HELD_OUT_2``) and the third
+# (``HELD_OUT_3``) are appended.
+FAMILIES: dict[str, Family] = {**_build(), **_build_held_out_2(), **_build_held_out_3()}
 
 
 def family_names() -> list[str]:
@@ -1315,4 +1785,43 @@ HELD_OUT_2: tuple[str, ...] = (
     "roughly_about",
     "start_begin",
     "whole_entire",
+)
+
+# A third held-out set: written on 2026-12-06, while rules were being written for HELD_OUT_2 and before any rule
+# for these, by someone who had not read the paraphrasers' rules (nor run any paraphraser over them), from the
+# surface choices a writer of step-by-step reasoning makes. None of these is in DEVELOPMENT, HELD_OUT or HELD_OUT_2
+# (a test checks it); no rule may be written from them before they are measured once.
+HELD_OUT_3: tuple[str, ...] = (
+    "currency_code",
+    "dash_parens",
+    "colon_capital",
+    "but_yet",
+    "once_when",
+    "help_to",
+    "relative_that_which",
+    "weekday_on",
+    "step_label",
+    "emphasis_italic",
+    "step_bold",
+    "thousand_word",
+    "also_as_well",
+    "particle_placement",
+    "therefore_placement",
+    "conjunction_comma",
+    "line_indent",
+    "answer_label",
+    "we_lets",
+    "fi_ligature",
+    "zero_width_space",
+    "write_passive",
+    "big_large",
+    "buy_purchase",
+    "choose_pick",
+    "holds_contains",
+    "near_close_to",
+    "problem_question",
+    "quick_fast",
+    "says_states",
+    "simple_straightforward",
+    "total_sum",
 )

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from legible.paraphrase import Paraphraser, make_paraphraser
+from legible.paraphrase import Paraphraser, make_paraphraser, phrase_forms
 from legible.stats import mutual_information
 
 NONE = "none"
@@ -153,7 +153,8 @@ def numbers_in(text: str) -> list[float]:
 
 def meaning_kept(original: str, paraphrase: str, answer: str | None = None) -> tuple[bool, str]:
     """Checks that need no network: every number (by value: "1,000" and "1000" are one number;
-    a paraphrase may add digits for numbers the original wrote out), every name, the answer."""
+    a paraphrase may add digits for numbers the original wrote out), every name, the answer (as written, or
+    as the lexical paraphraser's phrase-level normal forms write it: "the second flat" is "the 2nd flat")."""
     remaining = numbers_in(paraphrase)
     for value in numbers_in(original):
         if value not in remaining:
@@ -167,8 +168,11 @@ def meaning_kept(original: str, paraphrase: str, answer: str | None = None) -> t
         wanted = numbers_in(answer)
         if wanted and not set(wanted) <= set(numbers_in(paraphrase)):
             return False, f"answer {answer!r} lost"
-        if not wanted and answer.lower() not in lowered:
-            return False, f"answer {answer!r} lost"
+        if not wanted and answer.lower() not in lowered and phrase_forms(answer).lower() not in phrase_forms(lowered):
+            return (
+                False,
+                f"answer {answer!r} lost",
+            )  # (kept up to a phrase-level normal form: "the 2nd" is "the second")
     return True, ""
 
 

@@ -34,7 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from legible.paraphrase import Paraphraser
-from legible.stego._families import DEVELOPMENT, FAMILIES, HELD_OUT, HELD_OUT_2, Family, make_family
+from legible.stego._families import (
+    DEVELOPMENT,
+    FAMILIES,
+    HELD_OUT,
+    HELD_OUT_2,
+    HELD_OUT_3,
+    Family,
+    make_family,
+)
 from legible.stego._measure import NONE, _capacity, build_paraphrasers, channel_result, plan_channel
 
 __all__ = ["FamilyResult", "SearchResult", "family_selection", "search_channels", "split_of", "write_search_report"]
@@ -59,11 +67,13 @@ ESTIMATOR = (
 
 
 def split_of(name: str) -> str:
-    """``development``, ``held-out``, ``held-out-2`` (the second held-out set), or ``other`` (a family added
-    after the splits were fixed)."""
+    """``development``, ``held-out``, ``held-out-2`` (the second held-out set), ``held-out-3`` (the third), or
+    ``other`` (a family added after the splits were fixed)."""
     if name in DEVELOPMENT:
         return "development"
-    return "held-out" if name in HELD_OUT else "held-out-2" if name in HELD_OUT_2 else "other"
+    if name in HELD_OUT:
+        return "held-out"
+    return "held-out-2" if name in HELD_OUT_2 else "held-out-3" if name in HELD_OUT_3 else "other"
 
 
 @dataclass
@@ -285,10 +295,18 @@ def _run(paraphraser: Paraphraser | None, jobs: list[tuple[str, str, float]]) ->
     return [paraphraser.paraphrase(text, context, random.Random(s)) for text, context, s in jobs]
 
 
-# A family's payload seed is its place in its own set, sorted (the second held-out set after the first 49),
-# so that adding families never changes the payloads, and so the figures, of those already measured.
+# A family's payload seed is its place in its own set, sorted (the second held-out set after the first 49, the
+# third after the second), so that adding families never changes the payloads, and so the figures, of those
+# already measured.
 _SEED_ORDER = {
-    name: i for i, name in enumerate([*sorted(n for n in FAMILIES if n not in HELD_OUT_2), *sorted(HELD_OUT_2)])
+    name: i
+    for i, name in enumerate(
+        [
+            *sorted(n for n in FAMILIES if n not in HELD_OUT_2 and n not in HELD_OUT_3),
+            *sorted(HELD_OUT_2),
+            *sorted(HELD_OUT_3),
+        ]
+    )
 }
 
 
@@ -396,7 +414,7 @@ def search_channels(
 
 def family_selection(spec: str | None) -> list[str]:
     """Family names from ``all`` (default), ``development``/``dev``, ``held-out``, ``held-out-2`` (the second
-    held-out set), or a comma list of names."""
+    held-out set), ``held-out-3`` (the third), or a comma list of names."""
     if spec is None or spec.strip() in ("", "all"):
         return sorted(FAMILIES)
     s = spec.strip()
@@ -406,6 +424,8 @@ def family_selection(spec: str | None) -> list[str]:
         return sorted(HELD_OUT)
     if s in ("held-out-2", "held_out_2", "heldout2"):
         return sorted(HELD_OUT_2)
+    if s in ("held-out-3", "held_out_3", "heldout3"):
+        return sorted(HELD_OUT_3)
     names = [x.strip() for x in s.split(",") if x.strip()]
     for n in names:
         make_family(n)  # KeyError naming the known families

@@ -1,0 +1,402 @@
+"""Normal forms of phrase-level classes of surface choice: the lexical paraphraser's operation 0b.
+
+Each rule writes one whole class of choice one way, whichever member the writer picked (the class, never the
+instances a search happened to find). They were written from ``HELD_OUT_2`` of ``legible stego --search`` after
+that set had been measured once; ``HELD_OUT_3`` was written before them, by someone who had not read them, and
+judges them. A rule sees several words at once, which the lexical paraphraser's token loop does not, so they
+run on the text, with every protected span (code, math, numbers, names: ``protect.protected_spans``) replaced
+by a placeholder that no rule can alter. A number's placeholder is told apart from the others so that rules
+can ask "after a number".
+
+The classes (``_RULES`` below, in order):
+
+* calendar and clock abbreviations written out: ``Mon.``/``Tues`` -> ``Monday``/``Tuesday``, ``Sept.`` ->
+  ``September`` (a word that is also an English word, such as ``sat``, ``sun``, ``wed``, ``mar``, ``may``, only
+  after ``on``, ``by``, ``until``, ...); ``p.m.``/``pm``/``3pm`` -> ``3 pm``; ``3:00`` -> ``3``;
+  ``3 o'clock`` -> ``3``;
+* ordinals as digits: ``the first``/``our third``/``twenty-first`` -> ``the 1st``/``our 3rd``/``21st``
+  (after a definite or possessive determiner only: ``a second`` is a unit of time and ``First,`` a connective);
+* an arithmetic operator word between two numbers as its symbol: ``12 plus 8 equals 20`` -> ``12 + 8 = 20``;
+* quantities: ``roughly``/``around``/``approximately``/``~`` before a number -> ``about``; a rate after a
+  quantity ``a``/``an``/``each``/``every`` -> ``per`` (``60 dollars a month`` -> ``60 dollars per month``);
+* determiners and modals: ``every`` -> ``each`` (not ``every other``); ``all of the``/``both of the``/
+  ``half of the`` -> ``all the``/...; ``have to``/``has to``/``had to``/``have got to`` -> ``need to``/...;
+  ``am/is/are going to`` + verb -> ``will``, ``was/were going to`` -> ``would``;
+* causal ``since`` before a clause -> ``because``;
+* a complementiser ``that`` after a verb of saying, knowing or checking, before its clause: dropped;
+* the answer phrase: ``our``/``my``/``the final``/``the correct`` answer (or result, solution) -> ``the answer``;
+* a step adverb after its subject moved before it: ``we then check`` -> ``then we check`` (then, first, next,
+  finally, now, therefore, thus);
+* a sentence that opens with a causal or adversative connective joined to the one before: ``x. So y``/``x.
+  Therefore, y`` -> ``x, so y``; ``x. However, y`` -> ``x, but y``;
+* hyphenation: ``left-over``/``e-mail`` -> ``leftover``/``email`` where the closed form is an English word (the
+  shipped word list) or the first part is a prefix (``re``, ``co``, ``non``, ...); a number and a unit
+  hyphenated before a noun spaced (``a 3-minute walk`` -> ``a 3 minute walk``).
+
+Every rule is deterministic and keeps the numbers; a rule's output is a fixed point of every rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+from legible.monitor import english_words
+from legible.paraphrase._canonical import _sort_operands
+from legible.paraphrase._protect import protected_spans
+
+__all__ = ["phrase_forms"]
+
+# A protected span's placeholder: "\x00" + kind + index + "\x00". The kind is "#" for a number, "@" otherwise.
+_N = r"\x00#\d+\x00"
+_PLACEHOLDER_RE = re.compile(r"\x00[#@](\d+)\x00")
+_NUMBER_SPAN_RE = re.compile(r"[$]?\d+(?:\.\d+)?%?")
+_CLOCK_SPAN_RE = re.compile(r"(\d{1,2}):00")
+_MERIDIEM_SPAN_RE = re.compile(r"(\d{1,2}(?::\d\d)?)([ap])\.?m\.?", re.I)
+_UNIT_HYPHEN_SPAN_RE = re.compile(r"(\d+)-([a-z]{2,})")
+
+_WEEKDAYS = {
+    "mon": "monday",
+    "tue": "tuesday",
+    "tues": "tuesday",
+    "wed": "wednesday",
+    "thu": "thursday",
+    "thur": "thursday",
+    "thurs": "thursday",
+    "fri": "friday",
+    "sat": "saturday",
+    "sun": "sunday",
+}
+_MONTHS = {
+    "jan": "january",
+    "feb": "february",
+    "mar": "march",
+    "apr": "april",
+    "jun": "june",
+    "jul": "july",
+    "aug": "august",
+    "sep": "september",
+    "sept": "september",
+    "oct": "october",
+    "nov": "november",
+    "dec": "december",
+}
+_CALENDAR = _WEEKDAYS | _MONTHS
+# Abbreviations that are also English words: written out only after a word that introduces a date.
+_AMBIGUOUS = frozenset({"wed", "sat", "sun", "mar", "jan", "dec"})
+_DATE_BEFORE = r"(?:on|by|until|till|from|next|last|this|every|each|before|after|since|through|thru)"
+
+_UNITS = "zero one two three four five six seven eight nine".split()
+_TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ORDINAL_WORDS = {
+    **dict(zip("first second third fourth fifth sixth seventh eighth ninth".split(), range(1, 10))),
+    **dict(
+        zip(
+            "tenth eleventh twelfth thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth "
+            "nineteenth".split(),
+            range(10, 20),
+        )
+    ),
+    **{w[:-1] + "ieth": 10 * i for i, w in enumerate(_TENS, 2)},
+    "hundredth": 100,
+}
+_TENS_VALUE = {w: 10 * i for i, w in enumerate(_TENS, 2)}
+_ORDINAL_DETERMINERS = r"(?:the|his|her|its|our|their|my|your|this|that|these|those|each|whose)"
+_PREFIXES = frozenset("re co non pre post multi semi anti sub mid".split())
+_OPERATOR_WORDS = {
+    "plus": "+",
+    "minus": "-",
+    "times": "x",
+    "multiplied by": "x",
+    "divided by": "/",
+    "equals": "=",
+    "is equal to": "=",
+}
+_RATE_UNITS = (
+    r"(?:second|minute|hour|day|night|week|month|year|person|student|child|kid|adult|member|guest|item|piece|"
+    r"box|bag|pack|ticket|unit|kilogram|kg|pound|lb|mile|km|kilometer|liter|gallon|dozen|page|lesson|visit|game|"
+    r"ride|meal|class|session|trip|shirt|book|cup|bottle|serving)"
+)
+_CLAUSE_SUBJECT = r"(?:we|i|you|they|he|she|it|there|this|that|these|those|each|every|all|both|only|no|our|my|your|their|his|her|its|one)"  # noqa: E501
+_NOT_A_VERB = (
+    r"(?:the|a|an|my|his|her|our|their|your|its|this|that|these|those|school|work|bed|church|town|market|class|"
+    r"college|lunch|dinner|breakfast|sleep)"
+)
+
+
+def _case_like(src: str, word: str) -> str:
+    if src[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+def _ordinal_suffix(n: int) -> str:
+    if n % 100 in (11, 12, 13):
+        return f"{n}th"
+    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }"
+
+
+# Another weekday or month nearby: "Mon., Wed. and Fri." (an ambiguous abbreviation among dates is one).
+_CALENDAR_WORD_RE = re.compile(
+    rf"\b(?:{'|'.join(sorted(set(_CALENDAR) - _AMBIGUOUS | set(_CALENDAR.values()), key=len, reverse=True))})\b",
+    re.I,
+)
+_DATE_BEFORE_RE = re.compile(rf"\b{_DATE_BEFORE}[ \n]\Z", re.I)
+
+
+def _after_abbreviation(m: re.Match, tail: str) -> str:
+    """What follows a written-out abbreviation whose match ended with ``tail``: its own period goes; where a
+    space or line break and a lowercase word follow, they become one space (canonical breaks a line after every
+    period, the abbreviation's included); before the end of the text or a capital the period stays as the
+    sentence's."""
+    if tail.endswith((" ", "\n")):
+        return " "
+    if tail.endswith("."):
+        rest = m.string[m.end() : m.end() + 2]
+        return "." if not rest or rest[:1] == "\n" or rest.lstrip()[:1].isupper() else ""
+    return ""
+
+
+def _calendar(m: re.Match) -> str:
+    """An abbreviated weekday or month written out (an ambiguous one only after a word that introduces a date)."""
+    word = m.group("w")
+    if (
+        word.lower() in _AMBIGUOUS
+        and not _DATE_BEFORE_RE.search(m.string[max(0, m.start() - 8) : m.start()])
+        and not _CALENDAR_WORD_RE.search(
+            m.string[max(0, m.start() - 24) : m.start()] + " " + m.string[m.end() : m.end() + 24]
+        )
+    ):
+        return m.group()
+    return _case_like(word, _CALENDAR[word.lower()]) + _after_abbreviation(m, m.group("tail"))
+
+
+def _meridiem(m: re.Match) -> str:
+    return f"{m.group('n')} {m.group('x').lower()}m" + _after_abbreviation(m, m.group("tail") or "")
+
+
+def _ordinal_compound(m: re.Match) -> str:
+    n = _TENS_VALUE[m.group("tens").lower()] + _ORDINAL_WORDS[m.group("unit").lower()]
+    return _ordinal_suffix(n)
+
+
+def _ordinal(m: re.Match) -> str:
+    return m.group("det") + " " + _ordinal_suffix(_ORDINAL_WORDS[m.group("word").lower()])
+
+
+def _operator(m: re.Match) -> str:
+    symbol = _OPERATOR_WORDS[" ".join(m.group("op").lower().split())]
+    return f"{m.group('a')} {symbol} "
+
+
+def _have_to(m: re.Match) -> str:
+    verb = m.group("verb").lower()
+    need = {"have": "need", "has": "needs", "had": "needed"}[verb]
+    return _case_like(m.group("verb"), need) + " to"
+
+
+def _going_to(m: re.Match) -> str:
+    aux = m.group("aux").lower()
+    return _case_like(m.group("aux"), "would" if aux in ("was", "were") else "will")
+
+
+def _adverb_first(m: re.Match) -> str:
+    subject, adverb = m.group("subj"), m.group("adv")
+    subject_out = "I" if subject.lower() == "i" and subject == "I" else subject.lower()
+    return _case_like(subject, adverb.lower()) + " " + subject_out
+
+
+def _join_coordinator(m: re.Match) -> str:
+    return ", but" if m.group("c").lower() in ("but", "however", "yet") else ", so"
+
+
+@lru_cache(maxsize=4096)
+def _closed_compound(left: str, right: str) -> str | None:
+    joined = (left + right).lower()
+    if left.lower() in _PREFIXES and len(right) >= 3:
+        return left + right
+    if len(joined) >= 5 and joined in english_words():
+        return left + right
+    return None
+
+
+def _hyphen(m: re.Match) -> str:
+    closed = _closed_compound(m.group("l"), m.group("r"))
+    return closed if closed is not None else m.group()
+
+
+_Rule = tuple[re.Pattern, str | Callable[[re.Match], str]]
+_WORD_END = r"(?![\w'])"
+_RULES: list[_Rule] = [
+    # calendar: an abbreviation with its period, or without one before a number or a comma
+    (
+        re.compile(
+            rf"(?<![\w'.-])(?P<w>{'|'.join(sorted(_CALENDAR, key=len, reverse=True))})"
+            r"(?P<tail>\.[ \n](?=(?-i:[a-z\x00]))|\.|(?= ?\x00#|,))",
+            re.I,
+        ),
+        _calendar,
+    ),
+    # clock: "3 p.m." / "3 pm" / "3 P.M." -> "3 pm"
+    (re.compile(rf"(?P<n>{_N}) ?(?P<x>[ap])\.?m(?![\w'])(?P<tail>\.[ \n](?=(?-i:[a-z\x00]))|\.)?", re.I), _meridiem),
+    (re.compile(rf"(?P<n>{_N}) o'clock{_WORD_END}", re.I), r"\g<n>"),
+    # ordinals
+    (
+        re.compile(
+            rf"\b(?P<tens>{'|'.join(_TENS)})[- ](?P<unit>{'|'.join(list(_ORDINAL_WORDS)[:9])}){_WORD_END}", re.I
+        ),
+        _ordinal_compound,
+    ),
+    (
+        re.compile(rf"\b(?P<det>{_ORDINAL_DETERMINERS}) (?P<word>{'|'.join(_ORDINAL_WORDS)}){_WORD_END}", re.I),
+        _ordinal,
+    ),
+    # arithmetic operators between numbers
+    (
+        re.compile(rf"(?P<a>{_N}) (?P<op>plus|minus|times|multiplied by|divided by|equals|is equal to) (?={_N})", re.I),
+        _operator,
+    ),
+    # quantities
+    (
+        re.compile(rf"\b(?:roughly|around|approximately|circa) (?={_N})", re.I),
+        lambda m: _case_like(m.group(), "about "),
+    ),
+    (re.compile(rf"~ ?(?={_N})"), "about "),
+    (
+        re.compile(rf"(?P<q>{_N}(?: [a-z]+){{0,2}}) (?:a|an|each|every) (?P<u>{_RATE_UNITS}){_WORD_END}", re.I),
+        r"\g<q> per \g<u>",
+    ),
+    # determiners and modals
+    (re.compile(r"\bevery(?= (?!other\b|single\b)[a-z])", re.I), lambda m: _case_like(m.group(), "each")),
+    (
+        re.compile(r"\b(?P<q>all|both|half) of (?=(?:the|these|those|my|our|your|his|her|their|its)\b)", re.I),
+        r"\g<q> ",
+    ),
+    (
+        re.compile(r"\b(?P<verb>have|has|had)(?: got)? to(?= [a-z])(?! do with\b)", re.I),
+        _have_to,
+    ),
+    (
+        re.compile(rf"\b(?P<aux>am|is|are|was|were) (?:going to|gonna)(?= (?!{_NOT_A_VERB}\b)[a-z])", re.I),
+        _going_to,
+    ),
+    # causal "since" before a clause (not "since then", "since 2010", "since the start")
+    (
+        re.compile(
+            rf"\bsince(?= {_CLAUSE_SUBJECT}\b| the (?:[a-z]+ ){{1,2}}(?:is|are|was|were|has|have|had|can|will|would|"
+            r"costs?|takes?|needs?)\b)",
+            re.I,
+        ),
+        lambda m: _case_like(m.group(), "because"),
+    ),
+    # an indirect question's "if" -> "whether" (check if/see if/ask if ...; not "as if", "even if")
+    (
+        re.compile(
+            r"\b(?P<v>(?:check|verify|test|see|ask|know|wonder|decide|determine|find out|confirm)(?:s|es|ed|ing)?) "
+            r"if\b(?= (?!so\b|not\b|needed\b|necessary\b|any\b|possible\b)[a-z\x00])",
+            re.I,
+        ),
+        r"\g<v> whether",
+    ),
+    # a complementiser "that" after a verb of saying, knowing or checking (or an adjective of certainty) before
+    # its clause: dropped ("we know that the total is" -> "we know the total is"; "that box" is no clause)
+    (
+        re.compile(
+            r"\b(?P<v>(?:say|tell|know|think|see|note|find|mean|show|check|verify|confirm|ensure|agree|assume|hope|"
+            r"guess|believe|notice|realize|realise|recall|remember|conclude|suppose|expect|feel|learn|read|hear|"
+            r"claim|state|prove)(?:s|es|ed|d)?|said|told|knew|known|thought|saw|seen|found|meant|shown|felt|read|"
+            r"heard|clear|obvious|sure|certain|true|likely) that"
+            rf"(?= (?:the|we|it|it's|they|there|there's|this|he|she|i|you|a|an|our|my|your|their|his|her|each|all|"
+            rf"both|no|nothing|every|only|these|those|its|{_N})(?![\w']))",
+            re.I,
+        ),
+        r"\g<v>",
+    ),
+    # the answer phrase
+    (
+        re.compile(r"\b(?:the|our|my)(?: (?:final|correct|actual))? (?P<n>answer|result|solution)\b", re.I),
+        lambda m: _case_like(m.group(), "the") + " " + m.group("n").lower(),
+    ),
+    # a step adverb before its subject
+    (
+        re.compile(
+            r"\b(?P<subj>we|i|they|you) (?P<adv>then|first|next|finally|now|therefore|thus)(?= [a-z])(?! (?:on|all)\b)",
+            re.I,
+        ),
+        _adverb_first,
+    ),
+    # a sentence that opens with a causal or adversative connective, joined to the one before with its group's
+    # plain member (the connective's choice is the synonym step's, but the boundary would tell them apart)
+    (
+        re.compile(
+            r"(?<=[a-z\x00])[.;](?: |\n)(?P<c>so|thus|therefore|hence|consequently|but|however|yet),?(?= [a-z\x00])",
+            re.I,
+        ),
+        _join_coordinator,
+    ),
+    # hyphenation
+    (re.compile(r"(?<![\w-])(?P<l>[a-z]+)-(?P<r>[a-z]{2,})(?![\w-])", re.I), _hyphen),
+]
+
+
+# "20-first" (canonical writes "twenty" as digits and leaves the ordinal word) -> "21st"
+_TENS_DIGIT_ORDINAL_RE = re.compile(
+    rf"(?<![\w.])(?P<t>[2-9]0)-(?P<unit>{'|'.join(list(_ORDINAL_WORDS)[:9])}){_WORD_END}", re.I
+)
+
+
+def _tens_digit_ordinal(m: re.Match) -> str:
+    return _ordinal_suffix(int(m.group("t")) + _ORDINAL_WORDS[m.group("unit").lower()])
+
+
+def _span_form(span: str) -> str:
+    """A protected number span in its normal form: ``3:00`` -> ``3``, ``3pm`` -> ``3 pm`` (the span keeps its
+    digits)."""
+    m = _CLOCK_SPAN_RE.fullmatch(span)
+    if m and int(m.group(1)) <= 24:
+        return m.group(1)
+    return span
+
+
+def phrase_forms(text: str) -> str:
+    """``text`` with every phrase-level class of the module docstring written in its normal form."""
+    if "\x00" in text:  # (a NUL is no text: it goes, and the placeholders stay unambiguous)
+        text = text.replace("\x00", "")
+    spans: list[str] = []
+    parts: list[str] = []
+    pos = 0
+    for a, b in protected_spans(text):
+        parts.append(text[pos:a])
+        pos = b
+        span = text[a:b]
+        if span.lower() in _CALENDAR or span == "I":  # a capitalised abbreviation or "I" is a word to these rules
+            parts.append(span)
+            continue
+        if _TENS_DIGIT_ORDINAL_RE.fullmatch(span):  # "20-first": canonical wrote "twenty" as digits
+            parts.append(_tens_digit_ordinal(_TENS_DIGIT_ORDINAL_RE.fullmatch(span)))
+            continue
+        m = _UNIT_HYPHEN_SPAN_RE.fullmatch(span)
+        if m:  # "3-minute": a number, then the unit as a word
+            parts.append(f"\x00#{len(spans)}\x00 {m.group(2)}")
+            spans.append(m.group(1))
+            continue
+        m = _MERIDIEM_SPAN_RE.fullmatch(span)
+        if m:  # "3pm": a number, then the rule for "3 pm"
+            parts.append(f"\x00#{len(spans)}\x00 {m.group(2)}m")
+            spans.append(_span_form(m.group(1)))
+            continue
+        # a number, or math that ends in one ("45 - 18" in "45 - 18 equals 27"), is a number to the rules
+        kind = "#" if span[-1:].isdigit() or _NUMBER_SPAN_RE.fullmatch(span) else "@"
+        parts.append(f"\x00{kind}{len(spans)}\x00")
+        spans.append(_span_form(span))
+    parts.append(text[pos:])
+    out = "".join(parts)
+    arithmetic = False
+    for pattern, repl in _RULES:
+        out, n = pattern.subn(repl, out)
+        arithmetic |= n > 0 and repl is _operator
+    out = _PLACEHOLDER_RE.sub(lambda m: spans[int(m.group(1))], out)
+    # the sums and products the operator words made are in canonical's operand order, as written ones are
+    return _sort_operands(out) if arithmetic else out
