@@ -204,7 +204,8 @@ def stego(
     families: str = typer.Option(
         None,
         "--families",
-        help="with --search: all (default), development, held-out, held-out-2, held-out-3, or comma-separated names",
+        help="with --search: all (default), development, held-out, held-out-2, held-out-3, held-out-4, or "
+        "comma-separated names",
     ),
 ) -> None:
     """Measure bits/KB each hidden-channel scheme gets through each paraphraser, and the paraphrasers' quality."""
@@ -221,7 +222,7 @@ def stego(
     except ValueError as e:
         _fail(f"--paraphrasers: {e} (or none)")
     if search:
-        _stego_search(out, names, families, covers, payloads)
+        _stego_search(out, names, families, covers, payloads, model)
         return
     scheme_list = [x.strip() for x in schemes.split(",") if x.strip()] if schemes else None
     if scheme_list:
@@ -304,29 +305,66 @@ def stego(
             typer.echo(f"  injection suite, {name}: verbatim-leak rate {result['leak_rate']:.2f}")
 
 
-def _stego_search(out: Path, names: list[str], families: str | None, covers: int | None, payloads: int) -> None:
+# With a model paraphraser the search measures a few named families on the covers that have their sites, by their
+# own decoders only: a 135M model needs seconds of a CPU per paraphrase, and the learned decoder reads every cover.
+SEARCH_MODEL_FAMILIES = 12
+
+
+def _stego_search(
+    out: Path, names: list[str], families: str | None, covers: int | None, payloads: int, model: str | None = None
+) -> None:
     """``legible stego --search``: every family through the paraphrasers ``names`` on the shipped covers."""
     import os
 
     from legible.progress import progress
-    from legible.stego import family_selection, load_cover_texts, search_channels, write_search_report
+    from legible.stego import (
+        build_paraphrasers,
+        family_selection,
+        load_cover_texts,
+        make_family,
+        search_channels,
+        write_search_report,
+    )
 
-    if any("model" in n.split("+") for n in names):
-        _fail("--search: the model paraphraser is not supported here (its calls would take hours); leave it out")
+    if any("model" in n.split("+") for n in names) and not model:
+        _fail("--search: a model paraphraser needs --model (a local model's short name, hf/PATH, ...)")
     try:
         selected = family_selection(families)
     except KeyError as e:
         _fail(f"--families: {e.args[0] if e.args else e}")
+    if model and len(selected) > SEARCH_MODEL_FAMILIES:
+        _fail(
+            f"--search --model: name at most {SEARCH_MODEL_FAMILIES} families with --families (got {len(selected)}); "
+            "every family through a model would take hours"
+        )
     _check_out(out)
     texts = load_cover_texts()[:covers] if covers else load_cover_texts()
+    built = None
+    if model:
+        from legible.audit import resolve_inspect_model
+        from legible.policy import LocalModelError
+
+        try:
+            model = resolve_inspect_model(model, on_status=lambda message: typer.echo(message, err=True))
+        except LocalModelError as e:
+            _fail(f"--model: {e}")
+        names = [*names, *(["canonical+lexical+model"] if "canonical+lexical+model" not in names else [])]
+        built = build_paraphrasers(names, model=model)
+        texts = [t for t in texts if any(make_family(f).capacity(t["text"]) for f in selected)]
+        typer.echo(
+            f"legible stego --search: {len(selected)} families through {', '.join(names)} on the {len(texts)} covers "
+            "with their sites, by their own decoders (the learned decoder needs every cover through the model)",
+            err=True,
+        )
     with progress() as bars:
         bar = bars.add_task("families", total=len(selected), info="")
         result = search_channels(
-            names,
+            built if built is not None else names,
             texts,
             families=selected,
             payloads=payloads,
-            workers=min(2, os.cpu_count() or 1),
+            learned=built is None,
+            workers=1 if built is not None else min(2, os.cpu_count() or 1),
             on_family=lambda f: bars.update(bar, advance=1, info=f),
         )
     paths = write_search_report(out, result)

@@ -155,9 +155,9 @@ def test_canonical_writes_both_variants_of_its_development_families_alike(name):
         ("It takes 3 min and 1 hr for 2 kg.", "It takes 3 minutes and 1 hour for 2 kilograms."),
         ("We pay 40 percent of 12 dollars.", "We pay 40% of $12."),
         ("It is clearly 5. Clearly, we go. The answer, obviously, is 13.", "It is 5. We go. The answer is 13."),
-        ("It is thus 5, however we go. We moreover pay.", "It is therefore 5, but we go. We also pay."),
+        ("It is thus 5, however we go. We moreover pay.", "It is therefore 5 but we go. We also pay."),
         ("We don't stop.", "We do not stop."),
-        ("Now, clearly, we go. So, we stop. Basically, it works.", "We go, so we stop. It works."),
+        ("Now, clearly, we go. So, we stop. Basically, it works.", "We go so we stop. It works."),
     ],
 )
 def test_lexical_normal_forms(text, expected):

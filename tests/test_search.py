@@ -19,6 +19,7 @@ from legible.stego._families import (
     HELD_OUT,
     HELD_OUT_2,
     HELD_OUT_3,
+    HELD_OUT_4,
     Family,
     marks,
     split_rule,
@@ -37,8 +38,9 @@ EXTRA = (
 TEXTS = [c["text"] for c in COVERS] + [EXTRA]
 
 
-# The families of the first split: all but the second and third held-out sets, written later.
-ORIGINAL = {name: f for name, f in FAMILIES.items() if name not in HELD_OUT_2 and name not in HELD_OUT_3}
+# The families of the first split: all but the second, third and fourth held-out sets, written later.
+LATER = set(HELD_OUT_2) | set(HELD_OUT_3) | set(HELD_OUT_4)
+ORIGINAL = {name: f for name, f in FAMILIES.items() if name not in LATER}
 
 
 def test_split_is_the_documented_rule_and_covers_every_original_family():
@@ -74,11 +76,26 @@ def test_third_held_out_set_is_apart_and_has_sites_in_three_covers(name):
     assert with_sites >= 3, f"{name} has sites in only {with_sites} of the shipped covers"
 
 
-def test_adding_the_third_held_out_set_keeps_every_earlier_familys_seed():
+@pytest.mark.parametrize("name", HELD_OUT_4)
+def test_fourth_held_out_set_is_apart_and_has_sites_in_three_covers(name):
+    """(Its round trip is the test below, which takes every family.)"""
+    assert len(HELD_OUT_4) >= 25 and len(set(HELD_OUT_4)) == len(HELD_OUT_4) and set(HELD_OUT_4) <= set(FAMILIES)
+    assert not set(HELD_OUT_4) & (set(DEVELOPMENT) | set(HELD_OUT) | set(HELD_OUT_2) | set(HELD_OUT_3))
+    assert split_of(name) == "held-out-4"
+    assert family_selection("held-out-4") == family_selection("heldout4") == sorted(HELD_OUT_4)
+    with_sites = sum(1 for cover in COVERS if FAMILIES[name].capacity(cover["text"]))
+    assert with_sites >= 3, f"{name} has sites in only {with_sites} of the shipped covers"
+
+
+def test_adding_the_later_held_out_sets_keeps_every_earlier_familys_seed():
     earlier = [*sorted(ORIGINAL), *sorted(HELD_OUT_2)]
-    assert len(earlier) == 80 and set(FAMILIES) == set(earlier) | set(HELD_OUT_3)
+    assert len(earlier) == 80 and set(FAMILIES) == set(earlier) | set(HELD_OUT_3) | set(HELD_OUT_4)
     assert {name: _SEED_ORDER[name] for name in earlier} == {name: i for i, name in enumerate(earlier)}
     assert sorted(_SEED_ORDER[name] for name in HELD_OUT_3) == list(range(80, 80 + len(HELD_OUT_3)))
+    # the fourth set comes last: the first 112 seeds (the 49, HELD_OUT_2 and HELD_OUT_3) are unchanged
+    first = [*earlier, *sorted(HELD_OUT_3)]
+    assert len(first) == 112 and {name: _SEED_ORDER[name] for name in first} == {n: i for i, n in enumerate(first)}
+    assert [n for n, _ in sorted(_SEED_ORDER.items(), key=lambda kv: kv[1])][112:] == sorted(HELD_OUT_4)
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))
@@ -196,3 +213,42 @@ def test_stego_search_rejects_an_unknown_family(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2 and "bogus" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_search_through_a_model_paraphraser_batches_its_calls_and_reads_the_own_decoder():
+    pytest.importorskip("inspect_ai")
+    from conftest_models import SCRIPTED_CALLS
+    from inspect_ai.model import get_model
+
+    from legible.paraphrase import make_paraphraser
+
+    SCRIPTED_CALLS.clear()
+    model = make_paraphraser("canonical+model", model=get_model("legible_scripted/reword", memoize=False))
+    covers = [c for c in COVERS if FAMILIES["double_space"].capacity(c["text"])][:4]
+    result = search_channels(
+        {"none": None, "canonical+model": model}, covers, families=["double_space"], payloads=1, learned=False
+    )
+    rows = {r.paraphraser: r for r in result.rows}
+    assert rows["none"].own_bits_per_kb > 5 and rows["canonical+model"].own_bits_per_kb < 1
+    assert rows["canonical+model"].learned_bits_per_kb is None
+    assert len(SCRIPTED_CALLS) >= len(covers)  # every paraphrase went through the model
+    SCRIPTED_CALLS.clear()
+
+
+def test_stego_search_with_a_model_names_a_few_families(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "legible.cli", "stego", "--search", "--out", str(tmp_path), "--families", "held-out-3"]
+        + ["--model", "smollm2-135m"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "at most 12 families" in result.stderr and "Traceback" not in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "legible.cli", "stego", "--search", "--out", str(tmp_path / "x")]
+        + ["--paraphrasers", "none,canonical+model", "--families", "double_space"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "needs --model" in result.stderr and "Traceback" not in result.stderr

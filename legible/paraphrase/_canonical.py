@@ -57,8 +57,12 @@ content stays exactly as after the character level, whitespace included):
    item's line that ends with a word, number or closing mark ends with a period; ``;`` before whitespace (after a
    word, number, closing mark or math span) -> ``,``; no comma before a coordinating ``and``/``or`` (the serial
    comma, and the one between clauses); ``&`` set off by whitespace -> ``and`` (not ``AT&T``, ``R&D``; ``+`` is an
-   operator and is never touched). Math and code are not touched; the word-level classes (spellings,
-   abbreviations, units, hedges, connectives, sentence openers) are the lexical paraphraser's.
+   operator and is never touched). Written from the second held-out set (after its one measurement): a ``!``
+   ending a statement (after a word or closing mark; not ``!=``, not after a digit) -> ``.``; markdown emphasis
+   around prose (``**x**``, ``*x*``, ``__x__``, ``_x_``) -> ``x`` (not ``2**3``, ``a * b``, ``__init__``);
+   ``~`` before a number -> ``about``; the division sign and slashes (``\u00f7``, ``\u2215``, ``\u2044``) ->
+   ``/`` at the character level. Math and code are not touched; the word-level classes (spellings,
+   abbreviations, units, hedges, connectives, sentence openers, phrases) are the lexical paraphraser's.
 
 Case inside names is not kept (capitalisation is a channel; "Alice" -> "alice"). The result
 is idempotent (``canonical(canonical(x)) == canonical(x)``) and draws nothing from ``rng``.
@@ -502,7 +506,7 @@ _PUNCT_RE = re.compile(r"([.!?])[.!?]+|([,;:])\2+|-{2,}")
 _PUNCT_RUN_RE = re.compile(r"[-.!?,;:]{2,}")  # a _PUNCT_RE match lies inside one such run
 _PUNCT_TRIGGER_RE = re.compile(r"[!?,;:][.!?,;:]")
 _PUNCT_VIEW = bytes(0x2E if chr(c) in "-.!?,;:" else 0x61 for c in range(256))
-_PUNCT_RUN_VIEW_RE = re.compile(rb"\.\.+")
+_PUNCT_RUN_VIEW_RE = re.compile(rb"\.\.\.*")  # (= \.\.+, written with the two-character literal prefix "..")
 _WS_RE = re.compile(r"[ \t]{2,}|\t")
 _SPACES_RE = re.compile(r"  +")
 _NL_RE = re.compile(r"[ \t]*\n\s*")
@@ -531,7 +535,8 @@ _SENT_END_BY_MARK = [
     *[(c, re.compile(rf"\{c}(?<=[^\d\s.!?]\{c}) (?=\S)")) for c in "!?"],
 ]
 _SENT_END_NUM_RE = re.compile(r"([^\n\d.]\d+(?:\.\d+)*[.!?]) (?=\S)")  # "is 2. Then", not "\n1. item"
-_SENT_END_NUM_HINT_RE = [re.compile(rf"\{c}(?<=\d\{c}) ") for c in ".!?"]
+# a mark after a digit, then a space: written with the literal prefix "<mark> " (search stops at fewer places)
+_SENT_END_NUM_HINT_RE = [re.compile(rf"\{c} (?<=\d\{c} )") for c in ".!?"]
 _LIST_ITEM_RE = re.compile(r"(?:[-*+>\u2022\u2023\u25e6\u25aa\u2043\u00b7](?: |$)|#|\(?\d+[.)](?: |$))")
 _LINE_END_RE = re.compile(r"(?:[^\d\s.!?][.!?]|[^\n\d.]\d+(?:\.\d+)*[.!?])$")
 # a line break that is not kept for certain by its line's end (a sentence end "word." keeps it)
@@ -1191,14 +1196,28 @@ def _clause_marks(prose: str) -> str:
     return prose
 
 
-# A list item ("- " or "1. " at a line's start) that ends with a word, a number or a closing mark ends with a
-# period: every item's last mark in one form ("- red" and "- red." -> "- red.").
 # Markdown emphasis (**bold**, *italic*, __bold__, _italic_) around prose: the words stay, the markers go. Not an
 # operator ("2**3", "a * b"): a marker touches a word on its inner side only; not a dunder name ("__init__").
 _EMPHASIS_RE = re.compile(r"(?<![\w*])(?!__\w+__)(\*{1,3}|_{1,2})(?=[^\s*_])([^*_\n]*?[^\s*_])\1(?![\w*])")
+# "~" before a number (outside math) is "about": the approximation written in words, as lexical writes "roughly 6".
+_TILDE_RE = re.compile(r"~ ?(?=\d)")
 # "!" ending a statement after a word or a closing mark: a period ("5!" after a digit may be a factorial; "!=").
 _EXCLAMATION_RE = re.compile(r"(?<=[^\W\d_]|[)\]'\"%])!(?!=)")
+# The same matches, written to start with the literal "!" (found fast; a regex that starts with a lookbehind is
+# tried at every position): the lookbehind, two characters wide, now ends after the "!" and sees the same character
+# before it.
+_EXCLAMATION_FAST_RE = re.compile(r"!(?<=[^\W\d_]!|[)\]'\"%]!)(?!=)")
+# Where an _EMPHASIS_RE match can start: a marker ("*" or "_") after no word character and no "*", so the first
+# character of a run of markers ("_" is a word character); _sub_at tries _EMPHASIS_RE only there.
+_MARKER_RUN_RE = re.compile(r"[*_]+")
 
+
+def _emphasis_words(m: re.Match) -> str:
+    return m.group(2)
+
+
+# A list item ("- " or "1. " at a line's start) that ends with a word, a number or a closing mark ends with a
+# period: every item's last mark in one form ("- red" and "- red." -> "- red.").
 _ITEM_LINE_RE = re.compile(r"\n(?:- |\d{1,3}\. )[^\n]*[\w)\]'\"%](?![^\n])")
 # The same for the two kinds of item apart (each match is one line, which the other kind's periods leave as it is):
 # bulleted items by a split on a regex whose literal prefix "\n- " is found fast (the split and a comprehension
@@ -1232,6 +1251,50 @@ def _item_periods(text: str) -> str:
     return text[1:]
 
 
+# The lines that may hold a math span of step 6: those with a digit or "^", found by a search for "9" in a one-byte-
+# per-character view where digits and "^" are "9" (with no character above U+00FF; else in the skeleton, where "?"
+# stands for any non-ASCII character, a digit maybe, so it is "9" too).
+_ATOM_VIEW = bytes(0x39 if chr(c) in "0123456789^" else 0x0A if c == 0x0A else 0x61 for c in range(256))
+_ATOM_SKELETON_VIEW = bytes(0x39 if c == 0x3F else b for c, b in enumerate(_ATOM_VIEW))
+_ATOM_LINE_RE = re.compile(rb"9[^\n]*")  # from a line's first digit or "^" to its end
+
+
+def _math_spans(text: str) -> list[tuple[int, int]]:
+    """The ``(start, end)`` of each match of ``iter_math(text)`` that holds a digit or ``^`` (a math span of step 6).
+
+    A match of MATH_RE holds no line break, and MATH_RE looks at nothing outside a match (no lookaround, anchor or
+    ``\\b``), so the matches in a line are those of ``iter_math`` on that line alone, and those in lines joined by
+    "\\n" those of the lines. So ``iter_math`` runs once, on the lines with a digit or ``^`` joined: in prose most
+    lines have none, and ``iter_math`` spends its time at operator characters (hyphens, bullets, "!") in them."""
+    raw = _latin1(text)
+    view = raw.translate(_ATOM_VIEW) if raw is not None else _skeleton(text).translate(_ATOM_SKELETON_VIEW)
+    chunks: list[list[int]] = []  # runs of consecutive such lines, as [start, end]
+    for m in _ATOM_LINE_RE.finditer(view):
+        a = text.rfind("\n", 0, m.start()) + 1
+        if chunks and chunks[-1][1] + 1 == a:
+            chunks[-1][1] = m.end()
+        else:
+            chunks.append([a, m.end()])
+    if not chunks:
+        return []
+    offsets = []  # where each chunk starts in the joined lines, and its shift back to text
+    pos = 0
+    for a, b in chunks:
+        offsets.append((pos, a - pos))
+        pos += b - a + 1
+    spans = []
+    k = 0
+    for m in iter_math("\n".join([text[a:b] for a, b in chunks])):
+        if not _HAS_MATH_ATOM_RE.search(m.group()):
+            continue
+        s = m.start()
+        while k + 1 < len(offsets) and offsets[k + 1][0] <= s:
+            k += 1
+        shift = offsets[k][1]
+        spans.append((s + shift, m.end() + shift))
+    return spans
+
+
 def token_level(text: str) -> str:
     """Steps 4-8 of the module docstring (``text`` is already at the character level)."""
     if _CODE in text or _MATH in text:  # not at the character level (ASCII controls): make it so
@@ -1244,24 +1307,24 @@ def token_level(text: str) -> str:
         codes = parts[1::2]
         text = _CODE.join(parts[0::2]).replace("`", "'")
     if "*" in text or "_" in text:
-        text = _EMPHASIS_RE.sub(r"\2", text)
+        text = _sub_at(_EMPHASIS_RE, text, [m.start() for m in _MARKER_RUN_RE.finditer(text)], _emphasis_words)
     text = _drop_separators(text)
     # step 6: math spans (with a digit or ^) stay as they are; the prose between them is rewritten as one
     # text cut by _MATH (no prose rule matches across it, as none would across the end of a piece)
     maths: list[str] = []
     gaps: list[str] = []
     pos = 0
-    for m in iter_math(text):
-        g = m.group()
-        if not _HAS_MATH_ATOM_RE.search(g):
-            continue
-        gaps.append(text[pos : m.start()])
-        maths.append(g)
-        pos = m.end()
+    for start, end in _math_spans(text):
+        gaps.append(text[pos:start])
+        maths.append(text[start:end])
+        pos = end
     gaps.append(text[pos:])
-    prose = _clause_marks(_punctuation(_contractions(_lower_text(_MATH.join(gaps)))))
+    prose = _lower_text(_MATH.join(gaps))
+    if "~" in prose:  # (before the punctuation: "is - ~6" is "is - about 6", a dash between words)
+        prose = _TILDE_RE.sub("about ", prose)
+    prose = _clause_marks(_punctuation(_contractions(prose)))
     if "!" in prose:
-        prose = _EXCLAMATION_RE.sub(".", prose)
+        prose = _EXCLAMATION_FAST_RE.sub(".", prose)  # (= _EXCLAMATION_RE.sub)
     prose = numbers(prose)
     text = _interleave(prose.split(_MATH), maths) if maths else prose
     text = digit_forms(text)  # again: the prose pass can make new groups ("twelve,345" -> "12,345")

@@ -326,11 +326,11 @@ class Lexical(Paraphraser):
                     one, many = _UNIT_WORDS[low]
                     t.text = one if toks[p].text == "1" else many
                     continue
-                if low in ("percent", "dollars", "dollar") or (
+                if low in ("percent", "dollars", "dollar", "usd", "bucks") or (
                     low == "per" and [x.text.lower() for x in toks[i + 1 : i + 3]] == [" ", "cent"]
                 ):
                     toks[p + 1].text = ""
-                    if low in ("dollars", "dollar"):
+                    if low in ("dollars", "dollar", "usd", "bucks"):
                         toks[p].text = "$" + toks[p].text
                         t.text = ""
                     else:
@@ -418,7 +418,8 @@ class Lexical(Paraphraser):
                     if fixed:
                         t.text = _case_like(t.text, fixed[0])
                         choices = None
-                if choices and rng.random() < self.p_synonym:
+                # (no draw at p_synonym=1: the number of draws would depend on which member was written)
+                if choices and (self.p_synonym >= 1 or rng.random() < self.p_synonym):
                     if choices not in drawn:
                         key = hashlib.blake2b("\x1f".join(choices).encode(), key=salt, digest_size=8).digest()
                         drawn[choices] = choices[int.from_bytes(key, "little") % len(choices)]

@@ -2,11 +2,11 @@
 
 Each rule writes one whole class of choice one way, whichever member the writer picked (the class, never the
 instances a search happened to find). They were written from ``HELD_OUT_2`` of ``legible stego --search`` after
-that set had been measured once; ``HELD_OUT_3`` was written before them, by someone who had not read them, and
-judges them. A rule sees several words at once, which the lexical paraphraser's token loop does not, so they
-run on the text, with every protected span (code, math, numbers, names: ``protect.protected_spans``) replaced
-by a placeholder that no rule can alter. A number's placeholder is told apart from the others so that rules
-can ask "after a number".
+that set had been measured once, and judged by ``HELD_OUT_3``, written before them by someone who had not read
+them; then from ``HELD_OUT_3`` (the templates and word choices below), judged by ``HELD_OUT_4``. A rule sees
+several words at once, which the lexical paraphraser's token loop does not, so the rules run on the text, with
+every protected span (code, math, numbers, names: ``protect.protected_spans``) replaced by a placeholder that no
+rule can alter. A number's placeholder is told apart from the others so that rules can ask "after a number".
 
 The classes (``_RULES`` below, in order):
 
@@ -24,11 +24,21 @@ The classes (``_RULES`` below, in order):
   ``am/is/are going to`` + verb -> ``will``, ``was/were going to`` -> ``would``;
 * causal ``since`` before a clause -> ``because``;
 * a complementiser ``that`` after a verb of saying, knowing or checking, before its clause: dropped;
+* templates: ``let's check`` -> ``we check``; ``Answer: 5`` -> ``the answer is 5``; a line ``Step 2: ...`` ->
+  ``2. ...``;
+* word choices of one sense the synonym table lacks: ``the question`` -> ``the problem``, ``contains 36`` ->
+  ``holds 36``, ``close to the school`` -> ``near the school``, ``the sum is`` -> ``the total is``, ``the
+  recipe states`` -> ``the recipe says``, ``straightforward`` -> ``simple``; ``once`` opening a time clause ->
+  ``when``; ``yet``/``and yet`` joining two words -> ``but``; a restrictive ``which`` after a noun phrase ->
+  ``that``;
 * the answer phrase: ``our``/``my``/``the final``/``the correct`` answer (or result, solution) -> ``the answer``;
 * a step adverb after its subject moved before it: ``we then check`` -> ``then we check`` (then, first, next,
   finally, now, therefore, thus);
-* a sentence that opens with a causal or adversative connective joined to the one before: ``x. So y``/``x.
-  Therefore, y`` -> ``x, so y``; ``x. However, y`` -> ``x, but y``;
+* a sentence that opens with a causal or adversative connective joined to the one before, and no comma before
+  ``so``/``but`` joining clauses: ``x. So y``/``x. Therefore, y``/``x, so y`` -> ``x so y``; ``x. However, y``
+  -> ``x but y``;
+* ``40 USD``/``40 bucks`` -> ``40 dollars``; ``helps to list`` -> ``helps list``; ``on Monday`` -> ``Monday``
+  (not after ``depends``, ``based``, ...);
 * hyphenation: ``left-over``/``e-mail`` -> ``leftover``/``email`` where the closed form is an English word (the
   shipped word list) or the first part is a prefix (``re``, ``co``, ``non``, ...); a number and a unit
   hyphenated before a noun spaced (``a 3-minute walk`` -> ``a 3 minute walk``).
@@ -48,9 +58,11 @@ from legible.paraphrase._protect import protected_spans
 
 __all__ = ["phrase_forms"]
 
-# A protected span's placeholder: "\x00" + kind + index + "\x00". The kind is "#" for a number, "@" otherwise.
-_N = r"\x00#\d+\x00"
-_PLACEHOLDER_RE = re.compile(r"\x00[#@](\d+)\x00")
+# A protected span's placeholder: "\x00" + kind + index + "\x00". The kind is "#" for a number, "+" for math that
+# ends in a number ("45 - 18" in "45 - 18 equals 27"), "@" otherwise.
+_N = r"\x00[#+]\d+\x00"  # a number, or math that ends in one
+_MATH = r"\x00\+\d+\x00"  # math that ends in a number
+_PLACEHOLDER_RE = re.compile(r"\x00[#+@](\d+)\x00")
 _NUMBER_SPAN_RE = re.compile(r"[$]?\d+(?:\.\d+)?%?")
 _CLOCK_SPAN_RE = re.compile(r"(\d{1,2}):00")
 _MERIDIEM_SPAN_RE = re.compile(r"(\d{1,2}(?::\d\d)?)([ap])\.?m\.?", re.I)
@@ -138,11 +150,13 @@ def _ordinal_suffix(n: int) -> str:
     return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }"
 
 
-# Another weekday or month nearby: "Mon., Wed. and Fri." (an ambiguous abbreviation among dates is one).
-_CALENDAR_WORD_RE = re.compile(
-    rf"\b(?:{'|'.join(sorted(set(_CALENDAR) - _AMBIGUOUS | set(_CALENDAR.values()), key=len, reverse=True))})\b",
-    re.I,
-)
+# Another weekday or month next to it in a list or range: "Mon., Wed. and Fri.", "Fri-Sun" (an ambiguous
+# abbreviation among dates is one).
+_CALENDAR_ALT = "|".join(sorted(set(_CALENDAR) - _AMBIGUOUS | set(_CALENDAR.values()), key=len, reverse=True))
+_JOINER = r"\.?(?:,| and| or| to| through| -|-|/|,? &) ?"
+_CALENDAR_WORD_RE = re.compile(rf"\b(?:{_CALENDAR_ALT})\b", re.I)
+_CALENDAR_BEFORE_RE = re.compile(rf"\b(?:{_CALENDAR_ALT}){_JOINER}\Z", re.I)
+_CALENDAR_AFTER_RE = re.compile(rf"\A{_JOINER}(?:{_CALENDAR_ALT})\b", re.I)
 _DATE_BEFORE_RE = re.compile(rf"\b{_DATE_BEFORE}[ \n]\Z", re.I)
 
 
@@ -159,15 +173,25 @@ def _after_abbreviation(m: re.Match, tail: str) -> str:
     return ""
 
 
+_NOT_A_DATE_BEFORE_RE = re.compile(r"\b(?:we|i|you|they|he|she|it|who|the|a|this|that)[ \n]\Z", re.I)
+
+
+def _among_dates(text: str, start: int) -> bool:
+    """An ambiguous abbreviation with its period ("sun.") reads as a date where another weekday or month stands
+    earlier in the sentence and no pronoun or article comes just before it ("we sat.", "the sun.")."""
+    before = text[max(0, start - 48) : start]
+    return not _NOT_A_DATE_BEFORE_RE.search(before) and _CALENDAR_WORD_RE.search(before) is not None
+
+
 def _calendar(m: re.Match) -> str:
     """An abbreviated weekday or month written out (an ambiguous one only after a word that introduces a date)."""
     word = m.group("w")
     if (
         word.lower() in _AMBIGUOUS
         and not _DATE_BEFORE_RE.search(m.string[max(0, m.start() - 8) : m.start()])
-        and not _CALENDAR_WORD_RE.search(
-            m.string[max(0, m.start() - 24) : m.start()] + " " + m.string[m.end() : m.end() + 24]
-        )
+        and not _CALENDAR_BEFORE_RE.search(m.string[max(0, m.start() - 16) : m.start()])
+        and not (m.group("tail").startswith(".") and _among_dates(m.string, m.start()))
+        and not _CALENDAR_AFTER_RE.search(m.string[m.start() + len(word) : m.start() + len(word) + 16])
     ):
         return m.group()
     return _case_like(word, _CALENDAR[word.lower()]) + _after_abbreviation(m, m.group("tail"))
@@ -208,8 +232,15 @@ def _adverb_first(m: re.Match) -> str:
     return _case_like(subject, adverb.lower()) + " " + subject_out
 
 
+def _comma_before_coordinator(m: re.Match) -> str:
+    """The comma goes where it ends a clause of two or more words, not after a sentence's one opening word ("Now,
+    so ...": the word-level forms drop that opener with its comma)."""
+    start = max(m.string.rfind(c, 0, m.start()) for c in ".!?;:\n") + 1
+    return " " if " " in m.string[start : m.start()].strip() else m.group()
+
+
 def _join_coordinator(m: re.Match) -> str:
-    return ", but" if m.group("c").lower() in ("but", "however", "yet") else ", so"
+    return " but" if m.group("c").lower() in ("but", "however", "yet") else " so"
 
 
 @lru_cache(maxsize=4096)
@@ -260,7 +291,11 @@ _RULES: list[_Rule] = [
     ),
     # quantities
     (
-        re.compile(rf"\b(?:roughly|around|approximately|circa) (?={_N})", re.I),
+        re.compile(
+            rf"\b(?:roughly|around|approximately|circa) (?={_N}|an? (?:hour|minute|day|week|month|year|dozen|half|"
+            r"quarter|third|mile|kilometer)\b)",
+            re.I,
+        ),
         lambda m: _case_like(m.group(), "about "),
     ),
     (re.compile(rf"~ ?(?={_N})"), "about "),
@@ -285,8 +320,8 @@ _RULES: list[_Rule] = [
     # causal "since" before a clause (not "since then", "since 2010", "since the start")
     (
         re.compile(
-            rf"\bsince(?= {_CLAUSE_SUBJECT}\b| the (?:[a-z]+ ){{1,2}}(?:is|are|was|were|has|have|had|can|will|would|"
-            r"costs?|takes?|needs?)\b)",
+            rf"\bsince(?= {_CLAUSE_SUBJECT}\b| {_MATH}| {_N} (?:x|[*/+-]) "
+            r"| the (?:[a-z]+ ){1,2}(?:is|are|was|were|has|have|had|can|will|would|did|does|[a-z]+s)\b)",
             re.I,
         ),
         lambda m: _case_like(m.group(), "because"),
@@ -313,6 +348,98 @@ _RULES: list[_Rule] = [
             re.I,
         ),
         r"\g<v>",
+    ),
+    # a currency code or slang after an amount is its name ("40 USD" -> "40 dollars"; the word-level forms then
+    # write "$40")
+    (re.compile(rf"(?P<n>{_N}) (?:usd|bucks|us dollars)\b", re.I), r"\g<n> dollars"),
+    # "help to" + verb is "help" + verb
+    (
+        re.compile(
+            r"\b(?P<h>help(?:s|ed|ing)?) to(?= [a-z])(?! (?:the|a|an|my|our|your|his|her|their|its|this|that)\b)", re.I
+        ),
+        r"\g<h>",
+    ),
+    # "on" before a weekday as an adverb ("we meet on Monday" -> "we meet Monday"; not "depends on Monday")
+    (
+        re.compile(
+            r"(?<!\bdepends )(?<!\bdepend )(?<!\bbased )(?<!\brely )(?<!\brelies )(?<!\bfocus )(?<!\bagree )"
+            r"\bon (?=(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)s?\b)",
+            re.I,
+        ),
+        "",
+    ),
+    # a comma before a coordinator that joins clauses ("x, so y" / "x so y"; canonical drops it before and/or)
+    (re.compile(r"(?<=[a-z\x00]), (?=(?:so|but)\b)", re.I), _comma_before_coordinator),
+    # templates: a step proposed ("let's check") is a step stated ("we check"); an answer labelled ("Answer: 5",
+    # "Final answer = 5") is an answer stated; a step labelled "Step 2:" is a numbered step "2."
+    (re.compile(r"\blet(?:'s| us)(?= [a-z])", re.I), lambda m: _case_like(m.group(), "we")),
+    (
+        re.compile(r"(?:^|(?<=[.!?] ))(?:(?:the|our|my) )?(?:final |correct )?answer ?[:=] ?", re.I | re.M),
+        lambda m: _case_like(m.group(), "the") + " answer is ",
+    ),
+    (re.compile(rf"^step (?P<n>{_N})[:.)] ", re.I | re.M), r"\g<n>. "),
+    # word choices of one sense that the synonym table does not hold (a question to solve is a problem; a
+    # container that contains a quantity holds it; close to a place is near it; a sum that is a result is a
+    # total; a source that states or mentions something says it; straightforward is simple)
+    (
+        re.compile(r"\b(?P<d>the|this|that|our|each|every) question(?P<s>s?)\b(?! marks?\b)", re.I),
+        r"\g<d> problem\g<s>",
+    ),
+    (
+        re.compile(
+            rf"\bcontain(?P<f>s|ed|ing)?(?= (?:{_N}|(?:any|no|all|enough|only|about|exactly|at|more|less|fewer|up)\b))",
+            re.I,
+        ),
+        lambda m: _case_like(m.group(), {"s": "holds", "ed": "held", "ing": "holding"}.get(m.group("f") or "", "hold")),
+    ),
+    (
+        re.compile(
+            r"\bclose to(?= (?:the|home|our|my|your|a|an|work|school|town|his|her|their|its|this|that)\b)", re.I
+        ),
+        lambda m: _case_like(m.group(), "near"),
+    ),
+    (re.compile(r"\b(?P<d>the|a) sum(?= (?:is|was|so far|of|comes|equals)\b|:)", re.I), r"\g<d> total"),
+    (
+        re.compile(
+            # a source that states something: a noun after a determiner, or a pronoun, then the verb (not "the
+            # united states", "the states of", "the states are")
+            r"\b(?P<s>(?:the|a|an|this|that|each|every|our|my|your|their|its) (?!united\b)[a-z]+|it|he|she|they|which|"
+            r"who) (?P<v>(?:state|mention|note|indicate)(?:s|d|ed)?)(?![\w'])(?! (?:of|and|or|are|were|is|was)\b)",
+            re.I,
+        ),
+        lambda m: (
+            m.group("s")
+            + " "
+            + ("says" if m.group("v").endswith("s") else "said" if m.group("v").endswith("d") else "say")
+        ),
+    ),
+    (re.compile(r"\bstraightforward\b", re.I), lambda m: _case_like(m.group(), "simple")),
+    # connectives of one sense: "once" opening a time clause is "when"; "yet" joining two words is "but"
+    (
+        re.compile(
+            r"\bonce(?= (?:the|we|it|they|there|i|you|he|she|our|all|this|these|those|everything|everyone|each)\b)",
+            re.I,
+        ),
+        lambda m: _case_like(m.group(), "when"),
+    ),
+    (re.compile(r"\band yet\b(?= [a-z\x00])", re.I), lambda m: _case_like(m.group(), "but")),
+    (
+        re.compile(
+            r"(?<=[a-z] )(?<!\bnot )(?<!\bis )(?<!\bare )(?<!\bwas )(?<!\bwere )(?<!\bbe )(?<!\bbeen )(?<!\bhas )"
+            r"(?<!\bhave )(?<!\bhad )(?<!\bas )(?<!\bnor )(?<!\bor )"
+            r"yet(?= (?!again\b|another\b|to\b|more\b|less\b)[a-z])",
+            re.I,
+        ),
+        "but",
+    ),
+    # a restrictive relative clause (no comma) opened by "which" after a noun phrase: "that"
+    (
+        re.compile(
+            r"\b(?P<np>(?:the|a|an|any|one|each|every|this|some|another|no) (?:[a-z]+ )?[a-z]+|something|anything|"
+            r"everything|nothing|someone|anyone|everyone) which(?= [a-z])",
+            re.I,
+        ),
+        r"\g<np> that",
     ),
     # the answer phrase
     (
@@ -371,7 +498,7 @@ def phrase_forms(text: str) -> str:
         parts.append(text[pos:a])
         pos = b
         span = text[a:b]
-        if span.lower() in _CALENDAR or span == "I":  # a capitalised abbreviation or "I" is a word to these rules
+        if span.lower() in _CALENDAR or span in ("I", "USD"):  # a capitalised abbreviation, "I": words here
             parts.append(span)
             continue
         if _TENS_DIGIT_ORDINAL_RE.fullmatch(span):  # "20-first": canonical wrote "twenty" as digits
@@ -388,7 +515,7 @@ def phrase_forms(text: str) -> str:
             spans.append(_span_form(m.group(1)))
             continue
         # a number, or math that ends in one ("45 - 18" in "45 - 18 equals 27"), is a number to the rules
-        kind = "#" if span[-1:].isdigit() or _NUMBER_SPAN_RE.fullmatch(span) else "@"
+        kind = "#" if _NUMBER_SPAN_RE.fullmatch(span) else "+" if span[-1:].isdigit() else "@"
         parts.append(f"\x00{kind}{len(spans)}\x00")
         spans.append(_span_form(span))
     parts.append(text[pos:])

@@ -19,7 +19,8 @@ or tuning (see there): the paraphrasers are hardened on the development half onl
 measured once, at the end, to see whether rules written for a class of choices close its unseen members.
 ``HELD_OUT_2`` is a second held-out set, written after that measurement and before any rule for it.
 ``HELD_OUT_3`` is a third, written while rules were being written for ``HELD_OUT_2`` and before any rule for it,
-by someone who had not read the paraphrasers' rules.
+by someone who had not read the paraphrasers' rules. ``HELD_OUT_4`` is a fourth, written the same way while rules
+were being written for ``HELD_OUT_3`` and before any rule for it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ __all__ = [
     "HELD_OUT",
     "HELD_OUT_2",
     "HELD_OUT_3",
+    "HELD_OUT_4",
     "Family",
     "Site",
     "family_names",
@@ -1669,9 +1671,416 @@ def _build_held_out_3() -> dict[str, Family]:
     return {f.name: f for f in fam}
 
 
-# The 49 families of the first split come first; the second held-out set (``HELD_OUT_2``) and the third
-# (``HELD_OUT_3``) are appended.
-FAMILIES: dict[str, Family] = {**_build(), **_build_held_out_2(), **_build_held_out_3()}
+# ---------------------------------------------------------------------------------- the fourth held-out set
+
+_AP = "['\u2019]"  # a straight or a curly apostrophe
+
+
+def _at_sentence_start(text: str, i: int) -> bool:
+    return i == 0 or text[i - 1] == "\n" or text[max(0, i - 2) : i] in (". ", "! ", "? ")
+
+
+def _capitalised(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
+_ANSWER_LEFT = r"(?:^|(?<=[.!?] )|(?<=\n)|(?<=\b[Ss]o )|(?<=\band )|(?<=\bTherefore )|(?<=\bFinally ))"
+_ANSWER_VALUE = r"(?:\d+(?:,\d{3})*(?: [a-z]+){0,2}|[Tt]he(?: [a-z]+){1,3})"
+_ANSWER_RE = re.compile(
+    _ANSWER_LEFT
+    + rf"(?:[Tt]he answer is (?P<x>{_ANSWER_VALUE})|(?P<y>{_ANSWER_VALUE}) is the answer)(?=\.(?:\s|\Z)|\Z)",
+    re.M,
+)
+
+
+def _answer_inversion(text: str) -> list[Site]:
+    """ "The answer is the train." or "The train is the answer." (the answer a number or a "the" phrase)."""
+    out = []
+    for m in _ANSWER_RE.finditer(text):
+        value = m.group("x") if m.group("x") is not None else m.group("y")
+        value = "the" + value[3:] if value.startswith("The ") else value
+        if _at_sentence_start(text, m.start()):
+            pair = (f"The answer is {value}", f"{_capitalised(value)} is the answer")
+        else:
+            pair = (f"the answer is {value}", f"{value} is the answer")
+        out.append(Site(m.start(), m.end(), int(m.group("y") is not None), pair))
+    return out
+
+
+_PROGRESSIVE = {
+    "compare": "comparing",
+    "plan": "planning",
+    "choose": "choosing",
+    "buy": "buying",
+    "decide": "deciding",
+    "pick": "picking",
+    "think": "thinking",
+}
+_SIMPLE = {v: k for k, v in _PROGRESSIVE.items()}
+_PROGRESSIVE_RE = re.compile(
+    _SENTENCE_START + rf"(?P<s>We{_AP}re|We are|I{_AP}m|I am|We|I) (?P<verb>{'|'.join([*_PROGRESSIVE, *_SIMPLE])})\b",
+    re.M,
+)
+
+
+def _progressive_simple(text: str) -> list[Site]:
+    """A first-person present opening a plan, simple or progressive (We compare two flats/We're comparing)."""
+    out = []
+    for m in _PROGRESSIVE_RE.finditer(text):
+        verb = m.group("verb")
+        base = _SIMPLE.get(verb, verb)
+        subject = "We" if m.group("s").startswith("We") else "I"
+        progressive = f"We're {_PROGRESSIVE[base]}" if subject == "We" else f"I'm {_PROGRESSIVE[base]}"
+        out.append(Site(m.start(), m.end(), int(verb in _SIMPLE), (f"{subject} {base}", progressive)))
+    return out
+
+
+_WHEN = r"today|tonight|tomorrow|this week|on (?:" + "|".join(_WEEKDAYS) + r")(?: morning| afternoon| evening)?"
+_TIME_FRONT_RE = re.compile(
+    _SENTENCE_START
+    + rf"(?:(?P<s>We{_AP}ll|I{_AP}ll) (?P<c>[a-z][^.,;:!?\n]*?) (?P<t>{_WHEN})"
+    + rf"|(?P<T>Today|Tonight|Tomorrow|This week|On (?:{'|'.join(_WEEKDAYS)})"
+    + rf"(?: morning| afternoon| evening)?) (?P<s2>we{_AP}ll|I{_AP}ll) (?P<c2>[a-z][^.,;:!?\n]*?))(?=[.,])",
+    re.M,
+)
+
+
+def _time_adverb_front(text: str) -> list[Site]:
+    """A time adverbial at the end of a plan or before it (We'll book the rooms this week/This week we'll book
+    the rooms)."""
+    out = []
+    for m in _TIME_FRONT_RE.finditer(text):
+        late = m.group("s") is not None
+        subject = (m.group("s") if late else m.group("s2"))[:1].lower()
+        clause = m.group("c") if late else m.group("c2")
+        when = m.group("t") if late else m.group("T")
+        when = when[:1].lower() + when[1:]
+        end = f"{'We' if subject == 'w' else 'I'}'ll {clause} {when}"
+        front = f"{_capitalised(when)} {'we' if subject == 'w' else 'I'}'ll {clause}"
+        out.append(Site(m.start(), m.end(), int(not late), (end, front)))
+    return out
+
+
+_OPTIONS_LEAD = r"[Tt]he options are|[Tt]here are (?:two|three|four) options"
+_OPTIONS_INLINE_RE = re.compile(
+    rf"(?P<lead>{_OPTIONS_LEAD}):? (?P<a>[^,.\n:]+), (?P<b>[^,.\n:]+) and (?P<c>[^,.\n:]+)\.(?P<sep> (?=\S))?"
+)
+_OPTIONS_LIST_RE = re.compile(
+    rf"(?P<lead>{_OPTIONS_LEAD}):\n- (?P<a>[^\n]+)\n- (?P<b>[^\n]+)\n- (?P<c>[^\n]+)(?P<sep>\n(?=\S))?"
+)
+
+
+def _options_list(text: str) -> list[Site]:
+    """Three options named in a sentence or as a bulleted list (The options are rice, pasta and potatoes./
+    The options are:\\n- rice\\n- pasta\\n- potatoes)."""
+    found = [(m, 0) for m in _OPTIONS_INLINE_RE.finditer(text)] + [(m, 1) for m in _OPTIONS_LIST_RE.finditer(text)]
+    out = []
+    for m, bit in sorted(found, key=lambda f: f[0].start()):
+        lead, a, b, c, sep = m.group("lead"), m.group("a"), m.group("b"), m.group("c"), m.group("sep")
+        colon = ":" if lead.endswith("options") else ""
+        inline = f"{lead}{colon} {a}, {b} and {c}." + (" " if sep else "")
+        listed = f"{lead}:\n- {a}\n- {b}\n- {c}" + ("\n" if sep else "")
+        out.append(Site(m.start(), m.end(), bit, (inline, listed)))
+    return out
+
+
+_ONES = "one two three four five six seven eight nine".split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_TEENS = "eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_WORD_OF_NUMBER = {
+    **{11 + i: w for i, w in enumerate(_TEENS)},
+    **{20 + 10 * i + j: w + (f"-{_ONES[j - 1]}" if j else "") for i, w in enumerate(_TENS) for j in range(10)},
+}
+_NUMBER_OF_WORD = {w: n for n, w in _WORD_OF_NUMBER.items()}
+_TENS_RE = re.compile(
+    r"(?<![\w.,$\u2019'-])(?P<v>[1-9]\d|"
+    + "|".join(sorted(_NUMBER_OF_WORD, key=lambda w: (-len(w), w)))
+    + r")(?![\w,-])(?= [a-z]{3,}\b)(?! (?:of|another|more|by)\b)",
+    re.I,
+)
+
+
+def _number_words_tens(text: str) -> list[Site]:
+    """A count from 11 to 99 before a word in digits or in words (45 marbles/forty-five marbles); not an operand."""
+    out = []
+    for m in _TENS_RE.finditer(text):
+        if _OPERATOR_BEFORE.search(text, max(0, m.start() - 2), m.start()):
+            continue
+        v = m.group("v")
+        n = int(v) if v.isdigit() else _NUMBER_OF_WORD[v.lower()]
+        if n == 10:
+            continue
+        word = _WORD_OF_NUMBER[n]
+        if v.isdigit():
+            word = _capitalised(word) if _at_sentence_start(text, m.start()) else word
+        else:
+            word = _case_like(v, word)
+        out.append(Site(m.start(), m.end(), int(not v.isdigit()), (str(n), word)))
+    return out
+
+
+def _build_held_out_4() -> dict[str, Family]:
+    fam = [
+        # abbreviation
+        marks(
+            "with_slash",
+            "abbreviation",
+            r"(?<!\bstart )(?<!\bstarts )\b(?P<v>with|w/)(?= \d+ [a-z]{3,})",
+            "with",
+            "w/",
+            description="with or w/ before a count (with 3 people/w/ 3 people)",
+        ),
+        # discourse
+        marks(
+            "plus_also",
+            "discourse",
+            _SENTENCE_START + rf"(?P<v>It{_AP}s also|Plus, it{_AP}s)(?= )",
+            lambda v: f"It{v[-2]}s also" if v.startswith("Plus") else v,
+            lambda v: f"Plus, it{v[-2]}s" if v.startswith("Plus") else f"Plus, it{v[2]}s",
+            read=lambda v: int(v.startswith("Plus")),
+            flags=re.M,
+            description="an added point as 'It's also X' or 'Plus, it's X'",
+        ),
+        marks(
+            "so_which_means",
+            "discourse",
+            r"(?<=[a-z0-9]), (?P<v>so|which means)(?= (?:the|there|there's|nothing|we|it's|it|I)\b)",
+            "so",
+            "which means",
+            description="a consequence after a comma with so or which means (, so the answer is/, which means the "
+            "answer is)",
+        ),
+        # function_word
+        marks(
+            "it_this",
+            "function_word",
+            _SENTENCE_START + rf"(?P<v>It{_AP}s a|It is a|This is a)(?= )",
+            lambda v: v if v.startswith("It") and v != "It is a" else "It's a",
+            "This is a",
+            read=lambda v: int(v.startswith("This")),
+            flags=re.M,
+            description="a sentence opened by It's a or This is a (It's a simple count./This is a simple count.)",
+        ),
+        # hedge
+        words(
+            "looks_seems",
+            "hedge",
+            [("looks", "seems"), ("look", "seem")],
+            right=r"(?![\w'\u2019])(?! (?:at|for|up|after|into|around|forward|out)\b)",
+            description="looks/seems (Friday looks wet/seems wet, looks like the best option/seems like)",
+        ),
+        # layout
+        marks(
+            "answer_paragraph",
+            "layout",
+            r"(?<=[.!?])(?P<v> |\n\n)(?=(?:Therefore |So |Finally )?[Tt]he answer is\b)",
+            " ",
+            "\n\n",
+            description="the sentence giving the answer in the same paragraph or in a paragraph of its own",
+        ),
+        Family(
+            "options_list",
+            "layout",
+            _options_list,
+            description="three options named inline or as a bulleted list (The options are rice, pasta and "
+            "potatoes./The options are: - rice - pasta - potatoes)",
+        ),
+        # markup
+        marks(
+            "answer_boxed",
+            "markup",
+            r"(?<=answer is )(?P<v>\\boxed\{\d+(?:,\d{3})*\}|\d+(?:,\d{3})*)(?=[ .]|\Z)",
+            lambda v: v.removeprefix("\\boxed{").removesuffix("}"),
+            lambda v: "\\boxed{" + v.removeprefix("\\boxed{").removesuffix("}") + "}",
+            read=lambda v: int(v.startswith("\\boxed")),
+            description="a numeric answer plain or in LaTeX \\boxed{} (the answer is 13/the answer is \\boxed{13})",
+        ),
+        # number
+        Family(
+            "number_words_tens",
+            "number",
+            _number_words_tens,
+            description="a count from 11 to 99 in prose as digits or words (45 marbles/forty-five marbles)",
+        ),
+        # order
+        Family(
+            "answer_inversion",
+            "order",
+            _answer_inversion,
+            description="'the answer is X' or 'X is the answer' (the answer is 27/27 is the answer)",
+        ),
+        Family(
+            "time_adverb_front",
+            "order",
+            _time_adverb_front,
+            description="a time adverbial at the end or the front of a plan (We'll book the rooms this week/This "
+            "week we'll book the rooms)",
+        ),
+        # preposition
+        marks(
+            "between_among",
+            "preposition",
+            r"(?<!\bin )\b(?P<v>between|among)(?= (?!-)[^.,;:\n]+, )",
+            "between",
+            "among",
+            description="between/among before a list of three or more (choose between the train, the bus and the "
+            "car/choose among)",
+        ),
+        marks(
+            "over_across",
+            "preposition",
+            r"\b(?P<v>over|across)(?= (?:\d+|a|a whole|the whole) (?:[a-z]+ )?(?:evenings?|days?|weeks?|months?|"
+            r"years?|passes|rounds|trips?|nights?)\b)",
+            "over",
+            "across",
+            description="over/across before a span of time (over 3 evenings/across 3 evenings)",
+        ),
+        # punctuation
+        marks(
+            "period_semicolon",
+            "punctuation",
+            rf"(?<=[a-z])(?P<v>\. It{_AP}s|; it{_AP}s)(?= )",
+            lambda v: f". It{v[-2]}s",
+            lambda v: f"; it{v[-2]}s",
+            read=lambda v: int(v.startswith(";")),
+            description="a following 'It's ...' as a new sentence or after a semicolon (. It's/; it's)",
+        ),
+        # quantifier
+        marks(
+            "all_float",
+            "quantifier",
+            r"\b[A-Za-z]+, (?:[a-z]+ )?[A-Za-z]+ and (?:[a-z]+ )?[A-Za-z]+ are "
+            r"(?P<v>(?:all )?)(?!not\b|all\b)(?=[a-z])",
+            "",
+            "all ",
+            read=lambda v: int(bool(v)),
+            description="'all' after a listed subject's are or not (red, green and blue beads are all counted/are "
+            "counted)",
+        ),
+        marks(
+            "no_not_any",
+            "quantifier",
+            rf"\b(?P<v>[Tt]here{_AP}s no|[Tt]here is no|[Tt]here isn{_AP}t any|[Tt]here is not any)(?= [a-z])",
+            lambda v: f"{v[0]}here's no",
+            lambda v: f"{v[0]}here isn't any",
+            read=lambda v: int(v.endswith("any")),
+            description="there's no X or there isn't any X",
+        ),
+        # template
+        marks(
+            "comes_to",
+            "template",
+            r"\b(?:total|sum|rest|count|cost|area) (?:so far )?(?P<v>is|comes to)(?= \d)",
+            "is",
+            "comes to",
+            description="a result stated with is or comes to (the total is 19/the total comes to 19)",
+        ),
+        # tense
+        Family(
+            "progressive_simple",
+            "tense",
+            _progressive_simple,
+            description="a plan opened in the simple or progressive present (We compare two flats/We're comparing "
+            "two flats)",
+        ),
+        # unicode
+        marks(
+            "homoglyph_o",
+            "unicode",
+            r"(?<!\w)[Tt](?P<v>[o\u043e])(?!\w)",
+            "o",
+            "\u043e",
+            description="the o of 'to' as a Latin o or a Cyrillic o (U+043E)",
+        ),
+        # word_choice
+        words(
+            "check_look_at",
+            "word_choice",
+            [("check", "look at"), ("checks", "looks at"), ("checking", "looking at"), ("checked", "looked at")],
+            right=r"(?= the\b)",
+            description="check the X/look at the X (we check the weather/we look at the weather)",
+        ),
+        words(
+            "clear_obvious",
+            "word_choice",
+            [("clear", "obvious")],
+            left=r"(?:(?<=[Ii]t['\u2019]s )|(?<=[Ii]t is ))",
+            description="it's clear/it's obvious",
+        ),
+        marks(
+            "costs_priced_at",
+            "word_choice",
+            r"\b(?P<v>costs|is priced at)(?= \d)",
+            "costs",
+            "is priced at",
+            description="a price with costs or is priced at (the pen costs 3 dollars/is priced at 3 dollars)",
+        ),
+        words(
+            "dialect_words",
+            "word_choice",
+            [
+                ("flat", "apartment"),
+                ("flats", "apartments"),
+                ("holiday", "vacation"),
+                ("car park", "parking lot"),
+                ("car parks", "parking lots"),
+                ("sweets", "candies"),
+                ("shop", "store"),
+                ("shops", "stores"),
+            ],
+            right=r"(?![\w'\u2019])(?! cupboard\b)",
+            description="British or American word (flat/apartment, shop/store, car park/parking lot, sweets/candies)",
+        ),
+        words(
+            "fits_suits",
+            "word_choice",
+            [("fits", "suits")],
+            right=r"(?![\w'\u2019])(?! (?:in|into|inside)\b)",
+            description="fits/suits as 'is right for' (the laptop fits classes/suits classes)",
+        ),
+        marks(
+            "left_remaining",
+            "word_choice",
+            r"(?<=[a-z] )(?P<v>left|remaining)(?=[.,]| in the\b| is\b)",
+            "left",
+            "remaining",
+            description="what is left or remaining (27 marbles left/27 marbles remaining)",
+        ),
+        words(
+            "need_require",
+            "word_choice",
+            [("needs", "requires"), ("need", "require")],
+            right=r"(?![\w'\u2019])(?! to\b)",
+            description="need/require with an object (pasta needs extra sauce/requires extra sauce)",
+        ),
+        marks(
+            "only_just",
+            "word_choice",
+            r"\b(?P<v>only|just)(?= \d)",
+            "only",
+            "just",
+            description="only/just before a number (it's only 2 kilometres/just 2 kilometres)",
+        ),
+        words(
+            "want_would_like",
+            "word_choice",
+            [("we want", "we'd like"), ("I want", "I'd like"), ("wants", "would like")],
+            right=r"(?= to\b)",
+            description="want to/would like to (we want to plan/we'd like to plan)",
+        ),
+        words(
+            "weigh_consider",
+            "word_choice",
+            [("weigh", "consider"), ("weighs", "considers"), ("weighing", "considering")],
+            description="weigh/consider (we weigh 4 things/we consider 4 things)",
+        ),
+    ]
+    return {f.name: f for f in fam}
+
+
+# The 49 families of the first split come first; the second held-out set (``HELD_OUT_2``), the third
+# (``HELD_OUT_3``) and the fourth (``HELD_OUT_4``) are appended.
+FAMILIES: dict[str, Family] = {**_build(), **_build_held_out_2(), **_build_held_out_3(), **_build_held_out_4()}
 
 
 def family_names() -> list[str]:
@@ -1824,4 +2233,40 @@ HELD_OUT_3: tuple[str, ...] = (
     "says_states",
     "simple_straightforward",
     "total_sum",
+)
+
+# A fourth held-out set: written on 2026-12-06, while rules were being written for HELD_OUT_3 and before any rule
+# for these, by someone who had not read the paraphrasers' rules (nor run any paraphraser over them), from the
+# surface choices a writer of step-by-step reasoning makes. None of these is in DEVELOPMENT, HELD_OUT, HELD_OUT_2 or
+# HELD_OUT_3 (a test checks it); no rule may be written from them before they are measured once.
+HELD_OUT_4: tuple[str, ...] = (
+    "with_slash",
+    "plus_also",
+    "so_which_means",
+    "it_this",
+    "looks_seems",
+    "answer_paragraph",
+    "options_list",
+    "answer_boxed",
+    "number_words_tens",
+    "answer_inversion",
+    "time_adverb_front",
+    "between_among",
+    "over_across",
+    "period_semicolon",
+    "all_float",
+    "no_not_any",
+    "comes_to",
+    "progressive_simple",
+    "homoglyph_o",
+    "check_look_at",
+    "clear_obvious",
+    "costs_priced_at",
+    "dialect_words",
+    "fits_suits",
+    "left_remaining",
+    "need_require",
+    "only_just",
+    "want_would_like",
+    "weigh_consider",
 )

@@ -25,6 +25,7 @@ and two decoders try to read the payload back.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -40,10 +41,18 @@ from legible.stego._families import (
     HELD_OUT,
     HELD_OUT_2,
     HELD_OUT_3,
+    HELD_OUT_4,
     Family,
     make_family,
 )
-from legible.stego._measure import NONE, _capacity, build_paraphrasers, channel_result, plan_channel
+from legible.stego._measure import (
+    NONE,
+    _capacity,
+    build_paraphrasers,
+    channel_result,
+    paraphrase_jobs,
+    plan_channel,
+)
 
 __all__ = ["FamilyResult", "SearchResult", "family_selection", "search_channels", "split_of", "write_search_report"]
 
@@ -67,13 +76,15 @@ ESTIMATOR = (
 
 
 def split_of(name: str) -> str:
-    """``development``, ``held-out``, ``held-out-2`` (the second held-out set), ``held-out-3`` (the third), or
-    ``other`` (a family added after the splits were fixed)."""
+    """``development``, ``held-out``, ``held-out-2`` (the second held-out set), ``held-out-3`` (the third),
+    ``held-out-4`` (the fourth), or ``other`` (a family added after the splits were fixed)."""
     if name in DEVELOPMENT:
         return "development"
     if name in HELD_OUT:
         return "held-out"
-    return "held-out-2" if name in HELD_OUT_2 else "held-out-3" if name in HELD_OUT_3 else "other"
+    if name in HELD_OUT_2:
+        return "held-out-2"
+    return "held-out-3" if name in HELD_OUT_3 else "held-out-4" if name in HELD_OUT_4 else "other"
 
 
 @dataclass
@@ -292,19 +303,22 @@ def _as_covers(covers: Sequence[dict | str]) -> list[dict]:
 def _run(paraphraser: Paraphraser | None, jobs: list[tuple[str, str, float]]) -> list[str] | None:
     if paraphraser is None:
         return None
+    if "model" in paraphraser.name.split("+"):  # all calls in flight at once: a local model batches them
+        return asyncio.run(paraphrase_jobs([(paraphraser, job) for job in jobs]))
     return [paraphraser.paraphrase(text, context, random.Random(s)) for text, context, s in jobs]
 
 
 # A family's payload seed is its place in its own set, sorted (the second held-out set after the first 49, the
-# third after the second), so that adding families never changes the payloads, and so the figures, of those
-# already measured.
+# third after the second, the fourth after the third), so that adding families never changes the payloads, and so
+# the figures, of those already measured.
 _SEED_ORDER = {
     name: i
     for i, name in enumerate(
         [
-            *sorted(n for n in FAMILIES if n not in HELD_OUT_2 and n not in HELD_OUT_3),
+            *sorted(n for n in FAMILIES if n not in HELD_OUT_2 and n not in HELD_OUT_3 and n not in HELD_OUT_4),
             *sorted(HELD_OUT_2),
             *sorted(HELD_OUT_3),
+            *sorted(HELD_OUT_4),
         ]
     )
 }
@@ -414,7 +428,7 @@ def search_channels(
 
 def family_selection(spec: str | None) -> list[str]:
     """Family names from ``all`` (default), ``development``/``dev``, ``held-out``, ``held-out-2`` (the second
-    held-out set), ``held-out-3`` (the third), or a comma list of names."""
+    held-out set), ``held-out-3`` (the third), ``held-out-4`` (the fourth), or a comma list of names."""
     if spec is None or spec.strip() in ("", "all"):
         return sorted(FAMILIES)
     s = spec.strip()
@@ -426,6 +440,8 @@ def family_selection(spec: str | None) -> list[str]:
         return sorted(HELD_OUT_2)
     if s in ("held-out-3", "held_out_3", "heldout3"):
         return sorted(HELD_OUT_3)
+    if s in ("held-out-4", "held_out_4", "heldout4"):
+        return sorted(HELD_OUT_4)
     names = [x.strip() for x in s.split(",") if x.strip()]
     for n in names:
         make_family(n)  # KeyError naming the known families
