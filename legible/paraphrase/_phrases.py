@@ -258,8 +258,11 @@ def _hyphen(m: re.Match) -> str:
     return closed if closed is not None else m.group()
 
 
-_Rule = tuple[re.Pattern, str | Callable[[re.Match], str]]
+# A rule: its regex, its replacement, and literals (lowercase) one of which a text must hold for the regex to be
+# tried at all (a literal search costs far less than a regex pass that finds nothing).
+_Rule = tuple[re.Pattern, str | Callable[[re.Match], str], tuple[str, ...]]
 _WORD_END = r"(?![\w'])"
+_CALENDAR_HINTS = tuple(sorted({k[:3] for k in _CALENDAR}))
 _RULES: list[_Rule] = [
     # calendar: an abbreviation with its period, or without one before a number or a comma
     (
@@ -269,25 +272,33 @@ _RULES: list[_Rule] = [
             re.I,
         ),
         _calendar,
+        _CALENDAR_HINTS,
     ),
     # clock: "3 p.m." / "3 pm" / "3 P.M." -> "3 pm"
-    (re.compile(rf"(?P<n>{_N}) ?(?P<x>[ap])\.?m(?![\w'])(?P<tail>\.[ \n](?=(?-i:[a-z\x00]))|\.)?", re.I), _meridiem),
-    (re.compile(rf"(?P<n>{_N}) o'clock{_WORD_END}", re.I), r"\g<n>"),
+    (
+        re.compile(rf"(?P<n>{_N}) ?(?P<x>[ap])\.?m(?![\w'])(?P<tail>\.[ \n](?=(?-i:[a-z\x00]))|\.)?", re.I),
+        _meridiem,
+        ("am", "pm", "a.m", "p.m"),
+    ),
+    (re.compile(rf"(?P<n>{_N}) o'clock{_WORD_END}", re.I), r"\g<n>", ("o'clock",)),
     # ordinals
     (
         re.compile(
             rf"\b(?P<tens>{'|'.join(_TENS)})[- ](?P<unit>{'|'.join(list(_ORDINAL_WORDS)[:9])}){_WORD_END}", re.I
         ),
         _ordinal_compound,
+        _TENS,
     ),
     (
         re.compile(rf"\b(?P<det>{_ORDINAL_DETERMINERS}) (?P<word>{'|'.join(_ORDINAL_WORDS)}){_WORD_END}", re.I),
         _ordinal,
+        tuple(_ORDINAL_WORDS),
     ),
     # arithmetic operators between numbers
     (
         re.compile(rf"(?P<a>{_N}) (?P<op>plus|minus|times|multiplied by|divided by|equals|is equal to) (?={_N})", re.I),
         _operator,
+        ("plus", "minus", "times", "multiplied", "divided", "equal"),
     ),
     # quantities
     (
@@ -297,25 +308,30 @@ _RULES: list[_Rule] = [
             re.I,
         ),
         lambda m: _case_like(m.group(), "about "),
+        ("roughly", "around", "approximately", "circa"),
     ),
-    (re.compile(rf"~ ?(?={_N})"), "about "),
+    (re.compile(rf"~ ?(?={_N})"), "about ", ("~",)),
     (
         re.compile(rf"(?P<q>{_N}(?: [a-z]+){{0,2}}) (?:a|an|each|every) (?P<u>{_RATE_UNITS}){_WORD_END}", re.I),
         r"\g<q> per \g<u>",
+        (" a ", " an ", "each", "every"),
     ),
     # determiners and modals
-    (re.compile(r"\bevery(?= (?!other\b|single\b)[a-z])", re.I), lambda m: _case_like(m.group(), "each")),
+    (re.compile(r"\bevery(?= (?!other\b|single\b)[a-z])", re.I), lambda m: _case_like(m.group(), "each"), ("every",)),
     (
         re.compile(r"\b(?P<q>all|both|half) of (?=(?:the|these|those|my|our|your|his|her|their|its)\b)", re.I),
         r"\g<q> ",
+        (" of ",),
     ),
     (
         re.compile(r"\b(?P<verb>have|has|had)(?: got)? to(?= [a-z])(?! do with\b)", re.I),
         _have_to,
+        ("have", "has", "had"),
     ),
     (
         re.compile(rf"\b(?P<aux>am|is|are|was|were) (?:going to|gonna)(?= (?!{_NOT_A_VERB}\b)[a-z])", re.I),
         _going_to,
+        ("going to", "gonna"),
     ),
     # causal "since" before a clause (not "since then", "since 2010", "since the start")
     (
@@ -325,6 +341,7 @@ _RULES: list[_Rule] = [
             re.I,
         ),
         lambda m: _case_like(m.group(), "because"),
+        ("since",),
     ),
     # an indirect question's "if" -> "whether" (check if/see if/ask if ...; not "as if", "even if")
     (
@@ -334,6 +351,7 @@ _RULES: list[_Rule] = [
             re.I,
         ),
         r"\g<v> whether",
+        (" if",),
     ),
     # a complementiser "that" after a verb of saying, knowing or checking (or an adjective of certainty) before
     # its clause: dropped ("we know that the total is" -> "we know the total is"; "that box" is no clause)
@@ -348,16 +366,18 @@ _RULES: list[_Rule] = [
             re.I,
         ),
         r"\g<v>",
+        ("that",),
     ),
     # a currency code or slang after an amount is its name ("40 USD" -> "40 dollars"; the word-level forms then
     # write "$40")
-    (re.compile(rf"(?P<n>{_N}) (?:usd|bucks|us dollars)\b", re.I), r"\g<n> dollars"),
+    (re.compile(rf"(?P<n>{_N}) (?:usd|bucks|us dollars)\b", re.I), r"\g<n> dollars", ("usd", "bucks", "us dollars")),
     # "help to" + verb is "help" + verb
     (
         re.compile(
             r"\b(?P<h>help(?:s|ed|ing)?) to(?= [a-z])(?! (?:the|a|an|my|our|your|his|her|their|its|this|that)\b)", re.I
         ),
         r"\g<h>",
+        ("help",),
     ),
     # "on" before a weekday as an adverb ("we meet on Monday" -> "we meet Monday"; not "depends on Monday")
     (
@@ -367,23 +387,26 @@ _RULES: list[_Rule] = [
             re.I,
         ),
         "",
+        ("day",),
     ),
     # a comma before a coordinator that joins clauses ("x, so y" / "x so y"; canonical drops it before and/or)
-    (re.compile(r"(?<=[a-z\x00]), (?=(?:so|but)\b)", re.I), _comma_before_coordinator),
+    (re.compile(r"(?<=[a-z\x00]), (?=(?:so|but)\b)", re.I), _comma_before_coordinator, (", so", ", but")),
     # templates: a step proposed ("let's check") is a step stated ("we check"); an answer labelled ("Answer: 5",
     # "Final answer = 5") is an answer stated; a step labelled "Step 2:" is a numbered step "2."
-    (re.compile(r"\blet(?:'s| us)(?= [a-z])", re.I), lambda m: _case_like(m.group(), "we")),
+    (re.compile(r"\blet(?:'s| us)(?= [a-z])", re.I), lambda m: _case_like(m.group(), "we"), ("let",)),
     (
         re.compile(r"(?:^|(?<=[.!?] ))(?:(?:the|our|my) )?(?:final |correct )?answer ?[:=] ?", re.I | re.M),
         lambda m: _case_like(m.group(), "the") + " answer is ",
+        ("answer",),
     ),
-    (re.compile(rf"^step (?P<n>{_N})[:.)] ", re.I | re.M), r"\g<n>. "),
+    (re.compile(rf"^step (?P<n>{_N})[:.)] ", re.I | re.M), r"\g<n>. ", ("step",)),
     # word choices of one sense that the synonym table does not hold (a question to solve is a problem; a
     # container that contains a quantity holds it; close to a place is near it; a sum that is a result is a
     # total; a source that states or mentions something says it; straightforward is simple)
     (
         re.compile(r"\b(?P<d>the|this|that|our|each|every) question(?P<s>s?)\b(?! marks?\b)", re.I),
         r"\g<d> problem\g<s>",
+        ("question",),
     ),
     (
         re.compile(
@@ -391,14 +414,16 @@ _RULES: list[_Rule] = [
             re.I,
         ),
         lambda m: _case_like(m.group(), {"s": "holds", "ed": "held", "ing": "holding"}.get(m.group("f") or "", "hold")),
+        ("contain",),
     ),
     (
         re.compile(
             r"\bclose to(?= (?:the|home|our|my|your|a|an|work|school|town|his|her|their|its|this|that)\b)", re.I
         ),
         lambda m: _case_like(m.group(), "near"),
+        ("close to",),
     ),
-    (re.compile(r"\b(?P<d>the|a) sum(?= (?:is|was|so far|of|comes|equals)\b|:)", re.I), r"\g<d> total"),
+    (re.compile(r"\b(?P<d>the|a) sum(?= (?:is|was|so far|of|comes|equals)\b|:)", re.I), r"\g<d> total", ("sum",)),
     (
         re.compile(
             # a source that states something: a noun after a determiner, or a pronoun, then the verb (not "the
@@ -412,8 +437,9 @@ _RULES: list[_Rule] = [
             + " "
             + ("says" if m.group("v").endswith("s") else "said" if m.group("v").endswith("d") else "say")
         ),
+        ("state", "mention", "note", "indicate"),
     ),
-    (re.compile(r"\bstraightforward\b", re.I), lambda m: _case_like(m.group(), "simple")),
+    (re.compile(r"\bstraightforward\b", re.I), lambda m: _case_like(m.group(), "simple"), ("straightforward",)),
     # connectives of one sense: "once" opening a time clause is "when"; "yet" joining two words is "but"
     (
         re.compile(
@@ -421,8 +447,9 @@ _RULES: list[_Rule] = [
             re.I,
         ),
         lambda m: _case_like(m.group(), "when"),
+        ("once",),
     ),
-    (re.compile(r"\band yet\b(?= [a-z\x00])", re.I), lambda m: _case_like(m.group(), "but")),
+    (re.compile(r"\band yet\b(?= [a-z\x00])", re.I), lambda m: _case_like(m.group(), "but"), ("yet",)),
     (
         re.compile(
             r"(?<=[a-z] )(?<!\bnot )(?<!\bis )(?<!\bare )(?<!\bwas )(?<!\bwere )(?<!\bbe )(?<!\bbeen )(?<!\bhas )"
@@ -431,6 +458,7 @@ _RULES: list[_Rule] = [
             re.I,
         ),
         "but",
+        ("yet",),
     ),
     # a restrictive relative clause (no comma) opened by "which" after a noun phrase: "that"
     (
@@ -440,11 +468,13 @@ _RULES: list[_Rule] = [
             re.I,
         ),
         r"\g<np> that",
+        ("which",),
     ),
     # the answer phrase
     (
         re.compile(r"\b(?:the|our|my)(?: (?:final|correct|actual))? (?P<n>answer|result|solution)\b", re.I),
         lambda m: _case_like(m.group(), "the") + " " + m.group("n").lower(),
+        ("answer", "result", "solution"),
     ),
     # a step adverb before its subject
     (
@@ -453,6 +483,7 @@ _RULES: list[_Rule] = [
             re.I,
         ),
         _adverb_first,
+        ("then", "first", "next", "finally", "now", "therefore", "thus"),
     ),
     # a sentence that opens with a causal or adversative connective, joined to the one before with its group's
     # plain member (the connective's choice is the synonym step's, but the boundary would tell them apart)
@@ -462,9 +493,10 @@ _RULES: list[_Rule] = [
             re.I,
         ),
         _join_coordinator,
+        ("so", "thus", "therefore", "hence", "consequently", "but", "however", "yet"),
     ),
     # hyphenation
-    (re.compile(r"(?<![\w-])(?P<l>[a-z]+)-(?P<r>[a-z]{2,})(?![\w-])", re.I), _hyphen),
+    (re.compile(r"(?<![\w-])(?P<l>[a-z]+)-(?P<r>[a-z]{2,})(?![\w-])", re.I), _hyphen, ("-",)),
 ]
 
 
@@ -521,9 +553,14 @@ def phrase_forms(text: str) -> str:
     parts.append(text[pos:])
     out = "".join(parts)
     arithmetic = False
-    for pattern, repl in _RULES:
+    low = out.lower()
+    for pattern, repl, hints in _RULES:
+        if not any(h in low for h in hints):
+            continue
         out, n = pattern.subn(repl, out)
-        arithmetic |= n > 0 and repl is _operator
+        if n:
+            low = out.lower()
+            arithmetic |= repl is _operator
     out = _PLACEHOLDER_RE.sub(lambda m: spans[int(m.group(1))], out)
     # the sums and products the operator words made are in canonical's operand order, as written ones are
     return _sort_operands(out) if arithmetic else out
