@@ -20,6 +20,7 @@ Both the ``canonical`` and the ``lexical`` paraphrasers use these regexes.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -188,4 +189,11 @@ def merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def protected_spans(text: str) -> list[tuple[int, int]]:
     """Sorted, disjoint ``(start, end)`` intervals of ``text`` that must stay verbatim."""
-    return merge([(s.start, s.end) for s in find_spans(text)])
+    return list(_protected_spans(text))
+
+
+# The lexical paraphraser asks for one text's spans twice in a row (its phrase-level forms, then its
+# tokenizer, on a text those forms most often leave as it was): the last few answers are kept.
+@functools.lru_cache(maxsize=8)
+def _protected_spans(text: str) -> tuple[tuple[int, int], ...]:
+    return tuple(merge([(s.start, s.end) for s in find_spans(text)]))
