@@ -101,9 +101,10 @@ def bootstrap_ci(
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
-def mean_ci(values: Sequence[float | None]) -> dict:
+def mean_ci(values: Sequence[float | None], bounds: tuple[float | None, float | None] = (None, None)) -> dict:
     """{"mean", "ci95", "values"}: the mean of the numbers among ``values`` (None and NaN skipped) and its
-    95% t-interval (None with fewer than two numbers); ``values`` as given."""
+    95% t-interval (None with fewer than two numbers), clipped to ``bounds`` (the metric's range: a share's
+    interval stays in [0, 1]); ``values`` as given."""
     values = list(values)
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not vals:
@@ -113,7 +114,12 @@ def mean_ci(values: Sequence[float | None]) -> dict:
         return {"mean": mean, "ci95": None, "values": values}
     sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
     half = T_975.get(len(vals) - 1, 1.96) * sd / math.sqrt(len(vals))
-    return {"mean": mean, "ci95": [mean - half, mean + half], "values": values}
+    lo, hi = mean - half, mean + half
+    if bounds[0] is not None:
+        lo = max(lo, bounds[0])
+    if bounds[1] is not None:
+        hi = min(hi, bounds[1])
+    return {"mean": mean, "ci95": [lo, hi], "values": values}
 
 
 # ---------------------------------------------------------------------------------------- ranking

@@ -12,6 +12,7 @@ from legible.monitor._drift import (
     odd_tokens,
 )
 from legible.monitor._judge import InspectJudge, JudgeMonitor, JudgeStats, make_monitor
+from legible.monitor._monitorability import Monitorability, monitorability
 from legible.monitor._probe import ProbeResult, probe_states
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "JudgeStats",
     "KeywordMonitor",
     "Monitor",
+    "Monitorability",
     "ProbeResult",
     "drift_metrics",
     "english_score",
@@ -27,6 +29,7 @@ __all__ = [
     "hierarchy_level",
     "legibility",
     "make_monitor",
+    "monitorability",
     "odd_token_rate",
     "odd_tokens",
     "probe_states",

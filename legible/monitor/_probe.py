@@ -13,7 +13,7 @@ around still destroys it, which the paraphrased CoT's probe shows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -27,6 +27,8 @@ class ProbeResult:
     bits_per_step: float  # mean over steps of held-out I(state; prediction)
     per_step_bits: list[float]
     chance: float  # accuracy of always guessing the most common state at each step
+    # (true class, predicted class) of every scored step of the held-out half: what a probe monitor reads
+    pairs: list[tuple[int, int]] = field(default_factory=list)
 
 
 def features(
@@ -88,15 +90,16 @@ def probe_states(
     with torch.no_grad():
         pred = (x[half:] @ w).view(-1, max_steps, len(classes)).argmax(-1)
     truth = y[half:]
-    accs, bits, chances = [], [], []
+    accs, bits, chances, pairs = [], [], [], []
     for t in range(max_steps):
         valid = truth[:, t] >= 0
         n = int(valid.sum())
         if n < 10:
             continue
         yt, pt = truth[valid, t].tolist(), pred[valid, t].tolist()
+        pairs += zip(yt, pt)
         accs.append(sum(a == b for a, b in zip(yt, pt)) / n)
         bits.append(mutual_information(yt, pt))
         chances.append(max(yt.count(c) for c in set(yt)) / n)
     mean = lambda v: sum(v) / len(v) if v else float("nan")  # noqa: E731
-    return ProbeResult(mean(accs), mean(bits), bits, mean(chances))
+    return ProbeResult(mean(accs), mean(bits), bits, mean(chances), pairs)

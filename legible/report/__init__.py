@@ -29,7 +29,7 @@ from legible.report._document import (
     md_code,
     write_pages,
 )
-from legible.report._metrics import METRIC_DEFINITIONS, METRIC_LABELS, SUMMARY_METRICS
+from legible.report._metrics import METRIC_DEFINITIONS, METRIC_LABELS, METRIC_RANGES, SUMMARY_METRICS
 from legible.report._plots import (
     plot_accuracy_by_n,
     plot_answer_curves,
@@ -45,6 +45,7 @@ from legible.report._run_report import write_run_report
 __all__ = [
     "METRIC_DEFINITIONS",
     "METRIC_LABELS",
+    "METRIC_RANGES",
     "SUMMARY_METRICS",
     "Block",
     "Code",

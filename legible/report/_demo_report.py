@@ -43,6 +43,7 @@ def write_demo_report(demo_dir: Path) -> tuple[Path, Path]:
         _condition_list(demo),
         *_prior_associations(demo),
         *_claims(demo),
+        *_monitorability(demo),
         *_results_by_condition(demo),
         *_figures(demo),
         *_metric_definitions(demo),
@@ -87,7 +88,7 @@ class _Demo:
     @property
     def metric_keys(self) -> list[str]:
         """Every metric some condition's summary holds, in definition order."""
-        return metric_order(k for c in self.names for k in (self.conditions[c] or {}))
+        return metric_order(k for c in self.names for k in (self.conditions[c] or {}) if k != "code_kind")
 
 
 def _read_demo(demo_dir: Path) -> _Demo:
@@ -182,6 +183,38 @@ def _claims(demo: _Demo) -> list[Block]:
     return [Heading(2, "Claims"), Table(["#", "claim", "target", "measured", "verdict"], rows)]
 
 
+def _monitorability(demo: _Demo) -> list[Block]:
+    """Per condition: the keyword and probe monitors' TPR, TNR and g-mean^2 at reading the states, and what each
+    seed's policy learned to write."""
+    names = [c for c in demo.names if "keyword_gmean2" in (demo.conditions[c] or {})]
+    if not names:
+        return []
+
+    def cell(c: str, m: str) -> str:
+        mean = number(((demo.conditions[c] or {}).get(m) or {}).get("mean"))
+        return "n/a" if mean is None else f"{mean:.2f}"
+
+    rows = []
+    for c in names:
+        kinds = (demo.conditions[c] or {}).get("code_kind") or {}
+        rows.append(
+            [
+                Code(c),
+                *(" / ".join(cell(c, f"{who}_{m}") for m in ("tpr", "tnr", "gmean2")) for who in ("keyword", "probe")),
+                ", ".join(f"{seed}: {kind}" for seed, kind in kinds.items()) or "n/a",
+            ]
+        )
+    intro = Para(
+        "How well a monitor reading the CoT sees the state each step tracks (one-vs-rest per state, averaged; "
+        "g-mean^2 = TPR x TNR, as OpenAI's monitorability evaluations score a monitor): the keyword monitor the "
+        "policy was trained against, and a linear probe trained on half the CoTs. The last column names what each "
+        "seed's policy learned to write: legible, a presence code (one state written, the other left out: the "
+        "keyword monitor sees half the states), a full code, or no state in the CoT."
+    )
+    header = ["condition", "keyword TPR / TNR / g-mean^2", "probe TPR / TNR / g-mean^2", "learned code by seed"]
+    return [Heading(2, "Monitorability"), intro, Table(header, rows)]
+
+
 def _verdict(holds: object) -> Styled:
     if holds is True:
         return Styled("holds", "ok")
@@ -193,7 +226,8 @@ def _verdict(holds: object) -> Styled:
 def _results_by_condition(demo: _Demo) -> list[Block]:
     names = demo.names
     intro = Para(
-        f"Final evaluation on held-out problems: mean over seeds [95% CI over {len(demo.seeds)} seeds]. "
+        f"Final evaluation on held-out problems: mean over seeds [95% CI over {len(demo.seeds)} seeds, clipped "
+        "to the metric's range] (each seed's value). "
         "n/a: the metric could not be measured (e.g. no word encodes a state, so there is no "
         "load-bearing test)."
     )
@@ -218,6 +252,8 @@ def _fmt_entry(entry: Mapping | None, metric: str) -> str:
         valid = sum(number(v) is not None for v in values)
         if valid < len(values):
             text += f" ({valid}/{len(values)} seeds)"
+        if len(values) > 1:  # each seed's value beside the mean
+            text += " (" + ", ".join("n/a" if number(v) is None else f"{number(v):.2f}" for v in values) + ")"
     return text
 
 
