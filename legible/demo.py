@@ -11,6 +11,7 @@ shows it all.
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing as mp
 import queue
 import time
@@ -157,9 +158,12 @@ def _drain(futures, updates, bars, tasks, then) -> None:
 
 def summarise(demo: DemoConfig, out: Path, wall_seconds: float) -> dict:
     conditions = {}
+    # hidden bits per step are at most log2 of the task's number of states
+    most_bits = math.log2(max(2, len(demo.base.task.build().state_words)))
+    ranges = {**METRIC_RANGES, "capacity_bits": (0.0, most_bits), "capacity_bits_paraphrased": (0.0, most_bits)}
     for cond in demo.conditions:
         evals = [json.loads((out / f"seed{s}" / cond / "eval.json").read_text()) for s in demo.seeds]
-        conditions[cond] = {m: mean_ci([e.get(m) for e in evals], METRIC_RANGES[m]) for m in SUMMARY_METRICS}
+        conditions[cond] = {m: mean_ci([e.get(m) for e in evals], ranges[m]) for m in SUMMARY_METRICS}
         # what each seed's policy learned to write (legible, presence code, full code, ...)
         conditions[cond]["code_kind"] = {str(s): e.get("code_kind") for s, e in zip(demo.seeds, evals)}
     no_cot = _accuracy_by_n(out / "no_cot" / "policy", demo.base, with_cot=False)

@@ -22,7 +22,8 @@ SUMMARY_METRICS = (
 )
 
 # The range each summary metric can take: its interval over seeds is clipped to it (a t-interval over 3 seeds
-# of a share runs past [0, 1] otherwise). Hidden bits per step are at most log2 of the state classes.
+# of a share runs past [0, 1] otherwise). Hidden bits per step are at most log2 of the task's number of states,
+# which the demo knows (None here); a step may hold more than one banned word.
 METRIC_RANGES: dict[str, tuple[float | None, float | None]] = {
     **{m: (0.0, 1.0) for m in SUMMARY_METRICS},
     "banned_rate": (0.0, None),
