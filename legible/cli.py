@@ -58,8 +58,12 @@ def demo(
     seeds: str = typer.Option(None, "--seeds", help="comma-separated seeds, e.g. 0,1,2"),
     workers: int = typer.Option(2, "--workers", min=1, help="runs trained in parallel (one CPU thread each)"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted demo in --out"),
+    conditions: str = typer.Option(
+        None, "--conditions", help="comma-separated conditions to train (default: all; see `legible train --help`)"
+    ),
 ) -> None:
     """Train the CPU model organism under every condition and write the report."""
+    from legible.config import CONDITIONS
     from legible.demo import DemoConfig, quick_config, run_demo
 
     cfg = quick_config() if quick else DemoConfig()
@@ -72,6 +76,14 @@ def demo(
         if repeated:  # two runs of one seed would write the same directories at once
             _fail(f"--seeds: {', '.join(map(str, repeated))} given more than once")
         cfg = cfg.model_copy(update={"seeds": numbers})
+    if conditions is not None:
+        names = [c.strip() for c in conditions.split(",") if c.strip()]
+        unknown = [c for c in names if c not in CONDITIONS]
+        if unknown or not names:
+            _fail(f"--conditions: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(CONDITIONS)}")
+        if len(set(names)) < len(names):
+            _fail(f"--conditions: {conditions!r} names a condition twice")
+        cfg = cfg.model_copy(update={"conditions": names})
     most = 4 * max(2, os.cpu_count() or 1)
     if workers > most:
         _fail(f"--workers: {workers} processes on {os.cpu_count()} CPUs; at most {most}")

@@ -229,8 +229,10 @@ def test_train_into_an_existing_run_or_a_file(tiny_run, tmp_path):
         (["--seeds", ","], ["--seeds"]),
         (["--seeds", "1,2,1"], ["--seeds: 1 given more than once"]),
         (["--workers", "100000"], ["--workers: 100000"]),
+        (["--conditions", "monitor,bogus"], ["--conditions: unknown bogus", "monitor+paraphrase"]),
+        (["--conditions", "monitor,monitor"], ["--conditions", "names a condition twice"]),
     ],
-    ids=["wrong type", "empty list", "repeated", "oversized"],
+    ids=["wrong type", "empty list", "repeated", "oversized", "unknown condition", "repeated condition"],
 )
 def test_demo_bad_options(tmp_path, args, needles):
     out = tmp_path / "demo"
