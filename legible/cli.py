@@ -61,12 +61,19 @@ def demo(
     conditions: str = typer.Option(
         None, "--conditions", help="comma-separated conditions to train (default: all; see `legible train --help`)"
     ),
+    long: bool = typer.Option(
+        False,
+        "--long",
+        help="train every condition 3x as long; the report says how each metric moved after the usual horizon",
+    ),
 ) -> None:
     """Train the CPU model organism under every condition and write the report."""
     from legible.config import CONDITIONS
-    from legible.demo import DemoConfig, quick_config, run_demo
+    from legible.demo import DemoConfig, long_config, quick_config, run_demo
 
     cfg = quick_config() if quick else DemoConfig()
+    if long:
+        cfg = long_config(cfg)
     if seeds is not None:
         try:
             numbers = [int(s) for s in seeds.split(",")]
@@ -88,7 +95,7 @@ def demo(
     if workers > most:
         _fail(f"--workers: {workers} processes on {os.cpu_count()} CPUs; at most {most}")
     cfg = cfg.model_copy(update={"workers": workers})
-    out = out or Path("runs") / ("demo-quick" if quick else "demo")
+    out = out or Path("runs") / (("demo-quick" if quick else "demo") + ("-long" if long else ""))
     _check_out(out)
     _check_demo_dir(cfg, out, resume)
     summary = run_demo(cfg, out, resume=resume)

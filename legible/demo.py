@@ -31,6 +31,20 @@ class DemoConfig(_Strict):
     conditions: list[str] = Field(default_factory=lambda: list(CONDITIONS))
     workers: int = Field(2, ge=1)
     base: RunConfig = RunConfig()
+    # set by ``long_config``: the RL steps of the usual horizon, at which the report reads each metric again
+    short_horizon: int | None = Field(None, ge=1)
+
+
+LONG_FACTOR = 3
+
+
+def long_config(demo: DemoConfig) -> DemoConfig:
+    """``demo`` with every condition trained ``LONG_FACTOR`` times as long (the penalty ramp and the evaluation
+    cadence unchanged), remembering the usual horizon so the report can say how each metric moved after it."""
+    rl = demo.base.rl.model_copy(update={"steps": demo.base.rl.steps * LONG_FACTOR})
+    return demo.model_copy(
+        update={"base": demo.base.model_copy(update={"rl": rl}), "short_horizon": demo.base.rl.steps}
+    )
 
 
 def quick_config() -> DemoConfig:
@@ -185,8 +199,35 @@ def summarise(demo: DemoConfig, out: Path, wall_seconds: float) -> dict:
         "no_cot": no_cot,
         "stage1": stage1,
     }
+    if demo.short_horizon is not None:
+        summary["horizon"] = _horizon(demo, out)
     summary["claims"] = check_claims(summary)
     return summary
+
+
+# What the evaluations during training measure, read at the usual horizon and at the end of a long run.
+HORIZON_METRICS = ("accuracy", "banned_rate", "legibility", "paraphrased_answer_accuracy")
+
+
+def _horizon(demo: DemoConfig, out: Path) -> dict:
+    """Per condition, the mean over seeds of each of ``HORIZON_METRICS`` at the last evaluation at or before the
+    usual horizon and at the last evaluation of the run."""
+    conditions = {}
+    for cond in demo.conditions:
+        short, end = {m: [] for m in HORIZON_METRICS}, {m: [] for m in HORIZON_METRICS}
+        for s in demo.seeds:
+            path = out / f"seed{s}" / cond / "metrics.jsonl"
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+            evals = [r for r in rows if r.get("kind") == "eval" and r.get("phase", "rl") == "rl"]
+            before = [r for r in evals if r.get("step", 0) <= demo.short_horizon]
+            for m in HORIZON_METRICS:
+                if before and before[-1].get(m) is not None:
+                    short[m].append(before[-1][m])
+                if evals and evals[-1].get(m) is not None:
+                    end[m].append(evals[-1][m])
+        mean = lambda v: sum(v) / len(v) if v else None  # noqa: E731
+        conditions[cond] = {m: {"short": mean(short[m]), "end": mean(end[m])} for m in HORIZON_METRICS}
+    return {"short_step": demo.short_horizon, "end_step": demo.base.rl.steps, "conditions": conditions}
 
 
 def _accuracy_by_n(path: Path, base: RunConfig, with_cot: bool) -> dict:

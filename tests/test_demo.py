@@ -90,3 +90,27 @@ def test_claims_hold_on_a_good_summary_and_fail_where_they_should():
         _summary(**{"monitor+face": {"state_recoverability_paraphrased": 0.9, "legibility": 0.3}})
     )
     assert [c["holds"] for c in leaky_face if c["claim"].startswith("monitor+face")] == [False]
+
+
+def test_long_config_triples_training_and_the_report_reads_both_horizons(tmp_path):
+    import json
+
+    from legible.demo import _horizon, long_config, quick_config
+
+    demo = long_config(quick_config().model_copy(update={"seeds": [0, 1], "conditions": ["monitor"]}))
+    assert demo.base.rl.steps == 90 and demo.short_horizon == 30
+    assert demo.base.rl.ramp_steps == quick_config().base.rl.ramp_steps  # the ramp is not stretched
+    for seed, (short, end) in enumerate([(0.9, 0.2), (0.7, 0.0)]):
+        run = tmp_path / f"seed{seed}" / "monitor"
+        run.mkdir(parents=True)
+        rows = [
+            {"phase": "rl", "step": 20, "kind": "eval", "legibility": 1.0},
+            {"phase": "rl", "step": 30, "kind": "eval", "legibility": short},
+            {"phase": "rl", "step": 40, "kind": "train", "legibility": 0.5},
+            {"phase": "rl", "step": 90, "kind": "eval", "legibility": end},
+        ]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    horizon = _horizon(demo, tmp_path)
+    assert horizon["short_step"] == 30 and horizon["end_step"] == 90
+    assert horizon["conditions"]["monitor"]["legibility"] == pytest.approx({"short": 0.8, "end": 0.1})
+    assert horizon["conditions"]["monitor"]["accuracy"] == {"short": None, "end": None}

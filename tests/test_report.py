@@ -328,3 +328,18 @@ def test_markdown_renders_safely(demo):
     for table in tables:
         rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
         assert len({len(re.findall(r"<t[hd][ >]", r)) for r in rows}) == 1
+
+
+def test_demo_report_of_a_long_run_shows_both_horizons(tmp_path):
+    root = make_demo_dir(tmp_path)
+    summary = json.loads((root / "summary.json").read_text())
+    summary["horizon"] = {
+        "short_step": 300,
+        "end_step": 900,
+        "conditions": {"monitor": {"legibility": {"short": 0.5, "end": 0.01}, "accuracy": {"short": None, "end": 1}}},
+    }
+    (root / "summary.json").write_text(json.dumps(summary))
+    md = write_demo_report(root)[0].read_text(encoding="utf-8")
+    assert "## Long horizon" in md and "Trained 900 RL steps instead of 300" in md
+    assert re.search(r"\| `monitor` \| n/a \| 0\.500 -\\?> 0\.010 \|", md)
+    assert "## Long horizon" not in write_demo_report(make_demo_dir(tmp_path / "short"))[0].read_text()

@@ -44,6 +44,7 @@ def write_demo_report(demo_dir: Path) -> tuple[Path, Path]:
         *_prior_associations(demo),
         *_claims(demo),
         *_monitorability(demo),
+        *_horizon(demo),
         *_results_by_condition(demo),
         *_figures(demo),
         *_metric_definitions(demo),
@@ -213,6 +214,28 @@ def _monitorability(demo: _Demo) -> list[Block]:
     )
     header = ["condition", "keyword TPR / TNR / g-mean^2", "probe TPR / TNR / g-mean^2", "learned code by seed"]
     return [Heading(2, "Monitorability"), intro, Table(header, rows)]
+
+
+def _horizon(demo: _Demo) -> list[Block]:
+    """A long run (``legible demo --long``): each condition's evaluation metrics at the usual horizon and at the
+    end (mean over seeds)."""
+    horizon = demo.summary.get("horizon")
+    if not isinstance(horizon, Mapping):
+        return []
+    conds = horizon.get("conditions") or {}
+    metrics = sorted({m for c in conds.values() for m in (c or {})}, key=list(METRIC_DEFINITIONS).index)
+
+    def cell(entry: Mapping | None) -> str:
+        short, end = (number((entry or {}).get(k)) for k in ("short", "end"))
+        return "n/a" if short is None or end is None else f"{short:.3f} -> {end:.3f}"
+
+    rows = [[Code(c), *[cell((conds.get(c) or {}).get(m)) for m in metrics]] for c in demo.names if c in conds]
+    intro = Para(
+        f"Trained {horizon.get('end_step')} RL steps instead of {horizon.get('short_step')}: each metric at the last "
+        f"evaluation by step {horizon.get('short_step')} and at the end (mean over {len(demo.seeds)} seeds; the "
+        "claims above are read at the end). The training curves run to the end."
+    )
+    return [Heading(2, "Long horizon"), intro, Table(["condition", *[Code(m) for m in metrics]], rows)]
 
 
 def _verdict(holds: object) -> Styled:
