@@ -367,7 +367,8 @@ def _stego_search(
             model = resolve_inspect_model(model, on_status=lambda message: typer.echo(message, err=True))
         except LocalModelError as e:
             _fail(f"--model: {e}")
-        names = [*names, *(["canonical+lexical+model"] if "canonical+lexical+model" not in names else [])]
+        if "canonical+lexical+model" not in names:
+            names = [*names, "canonical+lexical+model"]
         built = build_paraphrasers(names, model=model)
         texts = [t for t in texts if any(make_family(f).capacity(t["text"]) for f in selected)]
         typer.echo(

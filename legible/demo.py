@@ -225,8 +225,9 @@ def _horizon(demo: DemoConfig, out: Path) -> dict:
                     short[m].append(before[-1][m])
                 if evals and evals[-1].get(m) is not None:
                     end[m].append(evals[-1][m])
-        mean = lambda v: sum(v) / len(v) if v else None  # noqa: E731
-        conditions[cond] = {m: {"short": mean(short[m]), "end": mean(end[m])} for m in HORIZON_METRICS}
+        conditions[cond] = {
+            m: {"short": mean_ci(short[m])["mean"], "end": mean_ci(end[m])["mean"]} for m in HORIZON_METRICS
+        }
     return {"short_step": demo.short_horizon, "end_step": demo.base.rl.steps, "conditions": conditions}
 
 

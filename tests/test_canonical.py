@@ -376,3 +376,20 @@ def test_canonical_closes_the_arithmetic_order_channel_on_random_covers(seed):
     cap = scheme.capacity(cover)
     outs = {canonicalize(scheme.encode(cover, [rng.randrange(2) for _ in range(cap)])) for _ in range(4)}
     assert len(outs) == 1
+
+
+@given(st.text(alphabet="a1)'%!= \n", max_size=30))
+def test_exclamation_fast_is_the_regex(text):
+    assert C._EXCLAMATION_FAST_RE.sub(".", text) == C._EXCLAMATION_RE.sub(".", text)
+
+
+@given(st.text(alphabet="ab2 *_\n_", max_size=30))
+def test_emphasis_at_marker_runs_is_the_regex(text):
+    starts = [m.start() for m in C._MARKER_RUN_RE.finditer(text)]
+    assert C._sub_at(C._EMPHASIS_RE, text, starts, C._emphasis_words) == C._EMPHASIS_RE.sub(r"\2", text)
+
+
+@given(st.text(alphabet="ax3^+= -\n(\u00e9\u2264", max_size=40))
+def test_math_spans_are_iter_math_with_a_digit_or_caret(text):
+    expected = [m.span() for m in iter_math(text) if C._HAS_MATH_ATOM_RE.search(m.group())]
+    assert C._math_spans(text) == expected

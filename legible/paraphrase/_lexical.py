@@ -326,11 +326,11 @@ class Lexical(Paraphraser):
                     one, many = _UNIT_WORDS[low]
                     t.text = one if toks[p].text == "1" else many
                     continue
-                if low in ("percent", "dollars", "dollar", "usd", "bucks") or (
+                if low in ("percent", "dollars", "dollar") or (
                     low == "per" and [x.text.lower() for x in toks[i + 1 : i + 3]] == [" ", "cent"]
                 ):
                     toks[p + 1].text = ""
-                    if low in ("dollars", "dollar", "usd", "bucks"):
+                    if low in ("dollars", "dollar"):
                         toks[p].text = "$" + toks[p].text
                         t.text = ""
                     else:

@@ -99,8 +99,6 @@ _CALENDAR = _WEEKDAYS | _MONTHS
 _AMBIGUOUS = frozenset({"wed", "sat", "sun", "mar", "jan", "dec"})
 _DATE_BEFORE = r"(?:on|by|until|till|from|next|last|this|every|each|before|after|since|through|thru)"
 
-_UNITS = "zero one two three four five six seven eight nine".split()
-_TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 _ORDINAL_WORDS = {
     **dict(zip("first second third fourth fifth sixth seventh eighth ninth".split(), range(1, 10))),
@@ -115,6 +113,7 @@ _ORDINAL_WORDS = {
     "hundredth": 100,
 }
 _TENS_VALUE = {w: 10 * i for i, w in enumerate(_TENS, 2)}
+_UNIT_ORDINALS = "|".join(list(_ORDINAL_WORDS)[:9])  # first ... ninth: what follows "twenty-"
 _ORDINAL_DETERMINERS = r"(?:the|his|her|its|our|their|my|your|this|that|these|those|each|whose)"
 _PREFIXES = frozenset("re co non pre post multi semi anti sub mid".split())
 _OPERATOR_WORDS = {
@@ -184,7 +183,9 @@ def _among_dates(text: str, start: int) -> bool:
 
 
 def _calendar(m: re.Match) -> str:
-    """An abbreviated weekday or month written out (an ambiguous one only after a word that introduces a date)."""
+    """An abbreviated weekday or month written out; one that is also an English word only among dates (after a
+    word that introduces a date, next to another weekday or month, or with its period later in a sentence that
+    names one)."""
     word = m.group("w")
     if (
         word.lower() in _AMBIGUOUS
@@ -228,8 +229,7 @@ def _going_to(m: re.Match) -> str:
 
 def _adverb_first(m: re.Match) -> str:
     subject, adverb = m.group("subj"), m.group("adv")
-    subject_out = "I" if subject.lower() == "i" and subject == "I" else subject.lower()
-    return _case_like(subject, adverb.lower()) + " " + subject_out
+    return _case_like(subject, adverb.lower()) + " " + (subject if subject == "I" else subject.lower())
 
 
 def _comma_before_coordinator(m: re.Match) -> str:
@@ -283,9 +283,7 @@ _RULES: list[_Rule] = [
     (re.compile(rf"(?P<n>{_N}) o'clock{_WORD_END}", re.I), r"\g<n>", ("o'clock",)),
     # ordinals
     (
-        re.compile(
-            rf"\b(?P<tens>{'|'.join(_TENS)})[- ](?P<unit>{'|'.join(list(_ORDINAL_WORDS)[:9])}){_WORD_END}", re.I
-        ),
+        re.compile(rf"\b(?P<tens>{'|'.join(_TENS)})[- ](?P<unit>{_UNIT_ORDINALS}){_WORD_END}", re.I),
         _ordinal_compound,
         _TENS,
     ),
@@ -501,9 +499,7 @@ _RULES: list[_Rule] = [
 
 
 # "20-first" (canonical writes "twenty" as digits and leaves the ordinal word) -> "21st"
-_TENS_DIGIT_ORDINAL_RE = re.compile(
-    rf"(?<![\w.])(?P<t>[2-9]0)-(?P<unit>{'|'.join(list(_ORDINAL_WORDS)[:9])}){_WORD_END}", re.I
-)
+_TENS_DIGIT_ORDINAL_RE = re.compile(rf"(?<![\w.])(?P<t>[2-9]0)-(?P<unit>{_UNIT_ORDINALS}){_WORD_END}", re.I)
 
 
 def _tens_digit_ordinal(m: re.Match) -> str:
@@ -511,8 +507,7 @@ def _tens_digit_ordinal(m: re.Match) -> str:
 
 
 def _span_form(span: str) -> str:
-    """A protected number span in its normal form: ``3:00`` -> ``3``, ``3pm`` -> ``3 pm`` (the span keeps its
-    digits)."""
+    """A protected number span in its normal form: an hour ``3:00`` -> ``3`` (the span keeps its digits)."""
     m = _CLOCK_SPAN_RE.fullmatch(span)
     if m and int(m.group(1)) <= 24:
         return m.group(1)
@@ -533,8 +528,8 @@ def phrase_forms(text: str) -> str:
         if span.lower() in _CALENDAR or span in ("I", "USD"):  # a capitalised abbreviation, "I": words here
             parts.append(span)
             continue
-        if _TENS_DIGIT_ORDINAL_RE.fullmatch(span):  # "20-first": canonical wrote "twenty" as digits
-            parts.append(_tens_digit_ordinal(_TENS_DIGIT_ORDINAL_RE.fullmatch(span)))
+        if m := _TENS_DIGIT_ORDINAL_RE.fullmatch(span):  # "20-first": canonical wrote "twenty" as digits
+            parts.append(_tens_digit_ordinal(m))
             continue
         m = _UNIT_HYPHEN_SPAN_RE.fullmatch(span)
         if m:  # "3-minute": a number, then the unit as a word
@@ -546,7 +541,7 @@ def phrase_forms(text: str) -> str:
             parts.append(f"\x00#{len(spans)}\x00 {m.group(2)}m")
             spans.append(_span_form(m.group(1)))
             continue
-        # a number, or math that ends in one ("45 - 18" in "45 - 18 equals 27"), is a number to the rules
+        # "#" a number; "+" math that ends in one ("45 - 18" in "45 - 18 equals 27"); "@" any other span
         kind = "#" if _NUMBER_SPAN_RE.fullmatch(span) else "+" if span[-1:].isdigit() else "@"
         parts.append(f"\x00{kind}{len(spans)}\x00")
         spans.append(_span_form(span))
