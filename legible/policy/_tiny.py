@@ -8,10 +8,12 @@ different lengths share one batch and one KV cache during sampling.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 @dataclass
@@ -82,12 +84,18 @@ class KVCache:
     def select(self, rows: torch.Tensor) -> KVCache:
         """A cache whose row i is a copy of row ``rows[i]`` of this one."""
         out = KVCache(len(self.keys), self.capacity)
-        out.keys = [None if k is None else k.index_select(0, rows) for k in self.keys]
-        out.values = [None if v is None else v.index_select(0, rows) for v in self.values]
+        out.keys = [None if k is None else _rows(k, rows) for k in self.keys]
+        out.values = [None if v is None else _rows(v, rows) for v in self.values]
         out.mask_buffer = None if self.mask_buffer is None else self.mask_buffer.index_select(0, rows)
         out.next_pos = None if self.next_pos is None else self.next_pos.index_select(0, rows)
         out.length = self.length
         return out
+
+
+def _rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``x.index_select(0, rows)`` as an embedding lookup: the gradient that reaches a cache
+    from ``torch.cat`` is a strided slice, which index_select's backward scattered 3x slower."""
+    return F.embedding(rows, x.reshape(x.shape[0], -1)).view(len(rows), *x.shape[1:])
 
 
 def _grown(buffer: torch.Tensor, capacity: int, dim: int) -> torch.Tensor:
@@ -108,11 +116,15 @@ def rotary_table(n_pos: int, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]
     return angles.cos(), angles.sin()
 
 
+def rope_rows(cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Per position, the ``cos`` and ``sin`` arguments of ``rotate`` side by side: (n_pos, 2 * head_dim)."""
+    return torch.cat([cos, cos, -sin, sin], dim=1)
+
+
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Apply RoPE to ``x`` (..., D), with ``cos`` and ``sin`` broadcastable to (..., D/2)."""
-    half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    """Apply RoPE to ``x`` (..., D), with ``cos`` = [cos, cos] and ``sin`` = [-sin, sin] broadcastable
+    to (..., D): the same sums as rotating the two halves apart, in fewer ops."""
+    return x * cos + x.roll(x.shape[-1] // 2, -1) * sin
 
 
 class SelfAttention(nn.Module):
@@ -123,19 +135,25 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
 
     def forward(
-        self, x: torch.Tensor, rope: tuple, blocked: torch.Tensor, cache: KVCache | None, layer: int
+        self, x: torch.Tensor, rope: tuple, bias: torch.Tensor, cache: KVCache | None, layer: int
     ) -> torch.Tensor:
         B, T, C = x.shape
         H, D = self.n_head, C // self.n_head
-        qkv = self.qkv(x).view(B, T, 3, H, D)
-        qk = rotate(qkv[:, :, :2], *rope)  # queries and keys in one pass
-        q, k, v = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2), qkv[:, :, 2].transpose(1, 2)
+        qkv = self.qkv(x).view(B, T, 3 * H, D)
+        qk = rotate(qkv[:, :, : 2 * H], *rope)  # queries and keys in one pass
+        q, k, v = qk[:, :, :H].transpose(1, 2), qk[:, :, H:].transpose(1, 2), qkv[:, :, 2 * H :].transpose(1, 2)
         if cache is not None:
             k, v = cache.store(layer, k, v)
         # Written out rather than F.scaled_dot_product_attention: at these sizes (head dim 16,
-        # one query per decode step) the fused kernel's overhead made sampling 1.5x slower.
-        scores = (q @ k.transpose(-2, -1)) * (D**-0.5)
-        y = scores.masked_fill(blocked, float("-inf")).softmax(-1) @ v
+        # one query per decode step) the fused kernel was slower, still so on torch 2.13.
+        probs = torch.add(bias, q @ k.transpose(-2, -1), alpha=D**-0.5).softmax(-1)
+        if T == 1 and k.shape[2] * D < 400:
+            # torch runs batched matmuls of under 400 multiply-adds each with a scalar loop; a
+            # decode step's (1, L) x (L, D) products are that small for short rows, and a
+            # broadcast product and sum was 3x faster for them.
+            y = (probs.transpose(-2, -1) * v).sum(2, keepdim=True)
+        else:
+            y = probs @ v
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -149,8 +167,8 @@ class Block(nn.Module):
             nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(), nn.Linear(4 * cfg.n_embd, cfg.n_embd)
         )
 
-    def forward(self, x, rope, blocked, cache, layer):
-        x = x + self.attn(self.ln1(x), rope, blocked, cache, layer)
+    def forward(self, x, rope, bias, cache, layer):
+        x = x + self.attn(self.ln1(x), rope, bias, cache, layer)
         return x + self.mlp(self.ln2(x))
 
 
@@ -168,6 +186,7 @@ class TinyTransformer(nn.Module):
         cos, sin = rotary_table(256, cfg.n_embd // cfg.n_head)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+        self.register_buffer("rope_rows", rope_rows(cos, sin), persistent=False)
         self.apply(self._init)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
@@ -192,30 +211,35 @@ class TinyTransformer(nn.Module):
         """
         B, T = idx.shape
         past = 0 if cache is None else cache.length
-        start = torch.zeros(B, dtype=torch.long, device=idx.device)
-        if cache is not None and cache.next_pos is not None:
-            start = cache.next_pos
-        pos = (start.unsqueeze(1) + mask.long().cumsum(1) - 1).clamp(min=0)
+        start = None if cache is None else cache.next_pos
+        seen = mask.long().cumsum(1)  # real tokens of this call up to each position
+        pos = (seen - 1 if start is None else start.unsqueeze(1) + seen - 1).clamp(min=0)
         key_mask = mask if cache is None else cache.extend(mask)
         if cache is not None:
-            cache.next_pos = start + mask.long().sum(1)
-        key_at = torch.arange(past + T, device=idx.device)
-        query_at = key_at[past:].unsqueeze(1)
-        causal, itself = key_at <= query_at, key_at == query_at  # (T, past + T)
-        # A padding query may see no key at all; let it see itself so softmax stays finite.
-        blocked = ~(causal & (key_mask.unsqueeze(1) | itself)).unsqueeze(1)  # (B, 1, T, past + T)
-        cos, sin = self.rope_table(int(pos.max()) + 1)
-        rope = (cos[pos].unsqueeze(2).unsqueeze(2), sin[pos].unsqueeze(2).unsqueeze(2))  # (B, T, 1, 1, D/2)
+            cache.next_pos = seen[:, -1] if start is None else start + seen[:, -1]
+        # Causal attention to real keys, as an additive bias shared by the layers. A padding
+        # query may see no key at all; let it see itself so softmax stays finite.
+        allowed = key_mask.unsqueeze(1).expand(B, T, past + T).tril(past)
+        allowed.diagonal(past, 1, 2).fill_(True)
+        bias = torch.where(allowed, 0.0, float("-inf")).unsqueeze(1)  # (B, 1, T, past + T)
+        # Positions count real tokens only, so none reaches past + T: no need to read pos.max().
+        self.rope_table(past + T)
+        D = self.cfg.n_embd // self.cfg.n_head
+        rows = F.embedding(pos, self.rope_rows).unsqueeze(2)  # (B, T, 1, 2D)
+        rope = rows[..., :D], rows[..., D:]
         x = self.tok_emb(idx)
         for i, block in enumerate(self.blocks):
-            x = block(x, rope, blocked, cache, i)
+            x = block(x, rope, bias, cache, i)
         return self.head(self.ln_f(x))
 
     def rope_table(self, n_pos: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The RoPE table for at least ``n_pos`` positions, computed once and grown when needed."""
         if n_pos > self.rope_cos.shape[0]:
-            cos, sin = rotary_table(max(n_pos, 2 * self.rope_cos.shape[0]), self.cfg.n_embd // self.cfg.n_head)
-            self.rope_cos, self.rope_sin = cos.to(self.rope_cos.device), sin.to(self.rope_sin.device)
+            # Not inference tensors even when grown inside ``sample``: training reads them too.
+            with torch.inference_mode(False):
+                cos, sin = rotary_table(max(n_pos, 2 * self.rope_cos.shape[0]), self.cfg.n_embd // self.cfg.n_head)
+                self.rope_cos, self.rope_sin = cos.to(self.rope_cos.device), sin.to(self.rope_sin.device)
+                self.rope_rows = rope_rows(self.rope_cos, self.rope_sin)
         return self.rope_cos, self.rope_sin
 
 
@@ -255,7 +279,7 @@ def shared_prompts(prompts: list[list[int]]) -> tuple[list[list[int]], torch.Ten
     return [list(p) for p in distinct], copy_of
 
 
-@torch.no_grad()
+@torch.inference_mode()  # cheaper than no_grad per op, and sampled tokens never need gradients
 def sample(
     model: TinyTransformer,
     prompts: list[list[int]],
@@ -266,11 +290,14 @@ def sample(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    feed: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
 ) -> list[list[int]]:
     """Sample continuations of ``prompts`` until ``stop_id`` (kept) or ``max_new_tokens``.
 
     ``temperature=0`` is greedy. ``use_cache=False`` recomputes the whole prefix each step; it
-    exists to check and to benchmark the cache against.
+    exists to check and to benchmark the cache against. ``feed(tokens, t)`` gives what the model
+    reads back in place of the tokens it drew at step t (step-wise paraphrasing; it must keep
+    ``pad_id``); the tokens returned are the ones drawn.
     """
     B = len(prompts)
     cache = None
@@ -290,18 +317,21 @@ def sample(
         if temperature == 0:
             nxt = logits.argmax(-1)
         else:
-            probs = torch.softmax(logits / temperature, dim=-1)
+            probs = torch.softmax(logits if temperature == 1 else logits / temperature, dim=-1)
             nxt = draw(probs, generator)
         nxt = torch.where(done, torch.full_like(nxt, pad_id), nxt)
         out[:, t] = nxt
         done = done | (nxt == stop_id)
         if bool(done.all()) or t + 1 == max_new_tokens:
             break
+        real = (nxt != pad_id).unsqueeze(1)
+        if feed is not None:
+            nxt = feed(nxt, t)
         if cache is not None:
-            logits = model(nxt.unsqueeze(1), (nxt != pad_id).unsqueeze(1), cache)[:, -1, :]
+            logits = model(nxt.unsqueeze(1), real, cache)[:, -1, :]
         else:
             ids = torch.cat([ids, nxt.unsqueeze(1)], 1)
-            mask = torch.cat([mask, (nxt != pad_id).unsqueeze(1)], 1)
+            mask = torch.cat([mask, real], 1)
             logits = model(ids, mask)[:, -1, :]
     rows = []
     for r in out.tolist():
