@@ -157,7 +157,8 @@ class FlopCounter:
             return sum(map(len, distinct)), len(distinct) * max(map(len, distinct))
 
         def counted_write_cots(policy, problems, *rest, **kw):
-            tokens, cots, finished = write_cots(policy, problems, *rest, **kw)
+            written = write_cots(policy, problems, *rest, **kw)
+            tokens = written.tokens
             prompts, prompt_positions = prompts_once(problems)
             generated = sum(len(t) for t in tokens)
             self.sample_tokens += prompts + generated
@@ -165,7 +166,7 @@ class FlopCounter:
             self.episodes += len(problems)
             # the prompts' prefill, then one token per row for every further decode step
             self.computed_tokens += prompt_positions + len(problems) * (max((len(t) for t in tokens), default=1) - 1)
-            return tokens, cots, finished
+            return written
 
         def continuations(problems, lengths: list[int]) -> None:
             prompts, prompt_positions = prompts_once(problems)

@@ -59,12 +59,15 @@ def demo(
     workers: int = typer.Option(2, "--workers", min=1, help="runs trained in parallel (one CPU thread each)"),
     resume: bool = typer.Option(False, "--resume", help="continue an interrupted demo in --out"),
     conditions: str = typer.Option(
-        None, "--conditions", help="comma-separated conditions to train (default: all; see `legible train --help`)"
+        None,
+        "--conditions",
+        help="comma-separated conditions to train (default: the demo's six; --long: all; see `legible train --help`)",
     ),
     long: bool = typer.Option(
         False,
         "--long",
-        help="train every condition 3x as long; the report says how each metric moved after the usual horizon",
+        help="train every condition (all of them, unless --conditions) 3x as long; the report says how each metric "
+        "moved after the usual horizon",
     ),
 ) -> None:
     """Train the CPU model organism under every condition and write the report."""

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 if TYPE_CHECKING:
     from legible.monitor import Monitor
+    from legible.policy import StepParaphrase
     from legible.reward import Reward
     from legible.tasks import Task
 
@@ -28,10 +29,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-ORGANISM_TASKS = ("coin_flip", "running_sum")
+ORGANISM_TASKS = ("coin_flip", "running_sum", "coin_flip_explained")
 TEXT_TASKS = ("gsm8k", "multiple_choice", "program_output", "text_game", "coin_flip_text")
 # The tasks whose problems have N steps drawn from min_steps..max_steps (the others ignore both fields).
-STEP_TASKS = ("coin_flip", "running_sum", "coin_flip_text")
+STEP_TASKS = ("coin_flip", "running_sum", "coin_flip_explained", "coin_flip_text")
 # coin_flip_text's N when the config does not say: few enough flips that a 135M-parameter instruct model
 # (SmolLM2) is right more often than by chance, so RL gets a reward signal (Skaf et al. 2025 used 6).
 TEXT_COIN_STEPS = (1, 3)
@@ -42,12 +43,17 @@ ORGANISM_EVAL_MIN, ORGANISM_RL_EVAL_MIN, TEXT_EVAL_MIN = 30, 8, 4
 
 class TaskConfig(_Strict):
     name: Literal[
-        "coin_flip", "running_sum", "gsm8k", "multiple_choice", "program_output", "text_game", "coin_flip_text"
+        "coin_flip",
+        "running_sum",
+        "coin_flip_explained",
+        "gsm8k",
+        "multiple_choice",
+        "program_output",
+        "text_game",
+        "coin_flip_text",
     ] = "coin_flip"
-    min_steps: int = Field(8, ge=1, le=24, description="coin_flip, running_sum, coin_flip_text (default there: 1) only")
-    max_steps: int = Field(
-        14, ge=1, le=24, description="coin_flip, running_sum, coin_flip_text (default there: 3) only"
-    )
+    min_steps: int = Field(8, ge=1, le=24, description="the step tasks (coin_flip_text's default: 1) only")
+    max_steps: int = Field(14, ge=1, le=24, description="the step tasks (coin_flip_text's default: 3) only")
     modulus: int = Field(5, ge=2, le=10, description="running_sum only")
     path: str | None = Field(
         None,
@@ -170,7 +176,19 @@ class ConditionConfig(_Strict):
     name: str
     rewards: dict[str, float] = Field(default_factory=lambda: {"outcome": 1.0})
     paraphrase_in_loop: bool = Field(False, description="the answer is produced from a paraphrase of the CoT")
-    face: bool = Field(False, description="a separate Face model writes the answer")
+    face: bool = Field(
+        False, description="a separate Face model writes the answer (from the paraphrase, or from the CoT itself)"
+    )
+    targeted: bool = Field(
+        False,
+        description="reward targeting: the output terms (output_monitor) reach the output tokens' advantage only; "
+        "the CoT's tokens are trained on the rest of the reward",
+    )
+    stepwise: bool = Field(
+        False,
+        description="step-wise paraphrasing (organism): the policy continues from the paraphrase of its own CoT "
+        "so far, so a private code carries neither the answer nor the policy's own later steps",
+    )
 
     @model_validator(mode="after")
     def _known_terms(self):
@@ -180,8 +198,10 @@ class ConditionConfig(_Strict):
         for name in self.rewards:
             if name not in known:
                 raise ValueError(f"unknown reward term {name!r}; choose from {known}")
-        if self.face and not self.paraphrase_in_loop:
-            raise ValueError("face: true needs paraphrase_in_loop: true (the Face reads the paraphrase)")
+        if self.targeted and not set(self.rewards) & set(OUTPUT_TERMS):
+            raise ValueError(f"targeted: true needs an output term in rewards ({', '.join(OUTPUT_TERMS)})")
+        if self.stepwise and not self.paraphrase_in_loop:
+            raise ValueError("stepwise: true needs paraphrase_in_loop: true (the answer is read from a paraphrase too)")
         return self
 
     @property
@@ -192,7 +212,11 @@ class ConditionConfig(_Strict):
     @property
     def policy_answers(self) -> bool:
         """Whether the policy answers from its own CoT in the same pass that writes it (plain GRPO)."""
-        return not self.paraphrase_in_loop
+        return not self.paraphrase_in_loop and not self.face
+
+    def cot_scale(self, scale: dict[str, float]) -> dict[str, float]:
+        """The term weights the CoT's tokens are trained on: with reward targeting, the output terms drop out."""
+        return {n: (0.0 if self.targeted and n in OUTPUT_TERMS else v) for n, v in scale.items()}
 
     @property
     def views(self) -> frozenset[str]:
@@ -214,6 +238,8 @@ class ConditionConfig(_Strict):
         return {name: (1.0 if name == "outcome" else ramp) for name in self.rewards}
 
 
+# Terms that read only what the answerer writes after the answer, never the CoT.
+OUTPUT_TERMS = ("output_monitor",)
 MONITOR_WEIGHT = 0.3
 CONDITIONS: dict[str, ConditionConfig] = {
     c.name: c
@@ -231,6 +257,32 @@ CONDITIONS: dict[str, ConditionConfig] = {
         ),
         ConditionConfig(
             name="monitor+sensitivity", rewards={"outcome": 1.0, "monitor": MONITOR_WEIGHT, "sensitivity": 1.0}
+        ),
+        ConditionConfig(
+            name="monitor+stepwise",
+            rewards={"outcome": 1.0, "monitor": MONITOR_WEIGHT},
+            paraphrase_in_loop=True,
+            stepwise=True,
+        ),
+        ConditionConfig(
+            name="monitor+stepwise+face",
+            rewards={"outcome": 1.0, "monitor": MONITOR_WEIGHT},
+            paraphrase_in_loop=True,
+            face=True,
+            stepwise=True,
+        ),
+        # Feedback spillover (Drori et al. 2025): a monitor on the output only, on a task whose output restates
+        # the state; the Mind & Face split, and reward targeting.
+        # Process supervision of how steps look (each one a word of the legible grammar), beside the monitor.
+        ConditionConfig(
+            name="monitor+process", rewards={"outcome": 1.0, "monitor": MONITOR_WEIGHT, "process": MONITOR_WEIGHT}
+        ),
+        ConditionConfig(name="output-monitor", rewards={"outcome": 1.0, "output_monitor": MONITOR_WEIGHT}),
+        ConditionConfig(
+            name="output-monitor+face", rewards={"outcome": 1.0, "output_monitor": MONITOR_WEIGHT}, face=True
+        ),
+        ConditionConfig(
+            name="output-monitor+targeted", rewards={"outcome": 1.0, "output_monitor": MONITOR_WEIGHT}, targeted=True
         ),
     ]
 }
@@ -368,6 +420,12 @@ class RunConfig(_Strict):
             text_only = sorted(set(self.condition.rewards) & set(term_names(organism=False)))
             if text_only:
                 raise ValueError(f"condition.rewards: {text_only[0]!r} needs backend: trl or verl")
+            reads_output = sorted(set(self.condition.rewards) & set(OUTPUT_TERMS))
+            if reads_output and not self.task.build().explains:
+                raise ValueError(
+                    f"condition.rewards: {reads_output[0]!r} reads the output after the answer: it needs a task "
+                    "whose output explains (task.name: coin_flip_explained)"
+                )
             if self.trl != TRLSettings():
                 raise ValueError("trl: these settings need backend: trl or verl")
             if self.eval.problems < ORGANISM_EVAL_MIN:
@@ -381,6 +439,21 @@ class RunConfig(_Strict):
                     f"(got {self.rl.eval_problems}; backend trl or verl takes fewer)"
                 )
             return self
+        if self.condition.stepwise:
+            raise ValueError(
+                f"condition.stepwise: step-wise paraphrasing is the organism's (backend {self.backend} paraphrases "
+                "the whole CoT once)"
+            )
+        # what only the organism's trainer does: an output monitor, reward targeting, a Face that reads the CoT itself
+        organism_only = sorted(set(self.condition.rewards) & set(OUTPUT_TERMS))
+        organism_only += ["targeted"] * self.condition.targeted
+        organism_only += ["face without paraphrase_in_loop"] * (
+            self.condition.face and not self.condition.paraphrase_in_loop
+        )
+        if organism_only:
+            raise ValueError(
+                f"condition: {organism_only[0]} is the organism's; backend {self.backend} does not train it"
+            )
         if isinstance(self.model, str) and not self.model.strip():
             raise ValueError(f"model: backend {self.backend} needs a local model directory or a Hugging Face id")
         if self.backend == "trl" and not isinstance(self.model, str):
@@ -429,13 +502,44 @@ class RunConfig(_Strict):
         words = self.monitor_words or list(task.state_words)
         return make_monitor(words, s.monitor_judge, s.monitor_description, s.monitor_patterns)
 
+    def state_aliases(self, states: tuple[str, ...]) -> dict[str, list[str]]:
+        """The stage-1 corpus's rare other names for each state: neutral words drawn from the seed.
+
+        They stand in for an LLM's prior associations (Skaf et al. 2025 saw RL turn "heads"/"tails"
+        into "R"/"L" and "S"): without any, a tiny model has no substitute to find and RL only
+        sharpens the legible CoT or collapses to guessing."""
+        import random
+
+        from legible.policy import NEUTRAL
+
+        k = self.pretrain.aliases_per_state
+        words = random.Random(f"aliases-{self.seed}").sample(NEUTRAL, len(states) * k)
+        return {s: words[i * k : (i + 1) * k] for i, s in enumerate(states)}
+
+    def legible_grammar(self, task: Task) -> dict[str, str]:
+        """The organism's legible grammar as a reader knows it: every word that names a state (the state
+        words and their stage-1 aliases) and the state it names."""
+        aliases = self.state_aliases(task.state_words)
+        return {s: s for s in task.state_words} | {a: s for s, names in aliases.items() for a in names}
+
+    def build_step_paraphrase(self, task: Task) -> StepParaphrase | None:
+        """The paraphrase the policy reads its own CoT through as it writes it (``condition.stepwise``)."""
+        if not self.condition.stepwise:
+            return None
+        from legible.paraphrase import WordWise
+
+        return WordWise(task.state_words)
+
     def build_reward(self, task: Task, monitor: Monitor | None = None) -> Reward:
         """The condition's weighted reward terms on ``task``, with ``monitor`` (default: ``build_monitor``)
-        and the step judge ``trl.process_judge``."""
-        from legible.reward import Reward, RewardContext, make_step_judge
+        and the step judge: ``trl.process_judge`` on text, the legible grammar's on the organism."""
+        from legible.reward import GrammarJudge, Reward, RewardContext, make_step_judge
 
         monitor = monitor if monitor is not None else self.build_monitor(task)
-        judge = make_step_judge(self.trl.process_judge)
+        if self.backend == "organism":
+            judge = GrammarJudge(self.legible_grammar(task))
+        else:
+            judge = make_step_judge(self.trl.process_judge)
         return Reward(self.condition.rewards, RewardContext(task=task, monitor=monitor, judge=judge))
 
     @field_validator("paraphraser")

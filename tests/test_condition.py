@@ -7,7 +7,7 @@ import pytest
 
 from legible.config import CONDITIONS, ConditionConfig, RLConfig, RunConfig
 from legible.monitor import JudgeMonitor, KeywordMonitor
-from legible.reward import HeuristicStepJudge, Reward
+from legible.reward import GrammarJudge, Reward
 from legible.tasks import GSM8K, CoinFlip
 
 VIEWS = {
@@ -16,6 +16,8 @@ VIEWS = {
     "monitor+paraphrase": ("paraphrased", False, {"paraphrased"}, True),
     "monitor+face": ("paraphrased", False, {"paraphrased"}, True),
     "monitor+sensitivity": ("original", True, {"original", "paraphrased"}, True),
+    "monitor+stepwise": ("paraphrased", False, {"paraphrased"}, True),
+    "monitor+stepwise+face": ("paraphrased", False, {"paraphrased"}, True),
 }
 
 
@@ -50,7 +52,7 @@ def test_the_monitor_and_reward_come_from_the_config_on_every_backend():
     assert isinstance(monitor, KeywordMonitor) and monitor.words == ("heads", "tails")
     reward = organism.build_reward(CoinFlip())
     assert isinstance(reward, Reward) and reward.weights == {"outcome": 1.0, "monitor": 0.3}
-    assert isinstance(reward.ctx.judge, HeuristicStepJudge)
+    assert isinstance(reward.ctx.judge, GrammarJudge)  # the organism's steps are words of its grammar
 
     text = RunConfig(
         backend="trl", model="some/model", task={"name": "gsm8k"}, condition="monitor",

@@ -37,7 +37,9 @@ def test_save_and_load_round_trip(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(CONDITIONS))
 def test_condition_presets_by_name(tmp_path, name):
-    cfg = load_config(write(tmp_path, f"condition: {name}\n"))
+    # the output monitor reads the output of the task whose output restates the state
+    task = "task: {name: coin_flip_explained}\n" if name.startswith("output-monitor") else ""
+    cfg = load_config(write(tmp_path, f"condition: {name}\n{task}"))
     assert cfg.condition == CONDITIONS[name]
     assert cfg.condition.name == name
 
@@ -144,8 +146,10 @@ def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
 
 
-def test_face_needs_paraphrase_in_loop(tmp_path):
+def test_a_face_that_reads_the_cot_itself_needs_the_organism(tmp_path):
     text = "condition:\n  name: x\n  face: true\n"
+    assert load_config(write(tmp_path, text)).condition.face  # Mind & Face on the organism
+    text = "backend: trl\nmodel: m\ntask: {name: gsm8k}\n" + text
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text))
     check_one_line(info.value, "myrun.yaml", "condition", "face")

@@ -8,10 +8,9 @@ import sys
 
 import pytest
 
+from legible.demo import DEMO_CONDITIONS as CONDITIONS
 from legible.demo import SUMMARY_METRICS, check_claims
 from legible.stats import mean_ci
-
-CONDITIONS = ("outcome", "monitor", "monitor+paraphrase", "monitor+face", "monitor+sensitivity")
 
 
 @pytest.mark.slow
@@ -32,7 +31,7 @@ def test_quick_demo_writes_summary_report_and_runs(tmp_path):
             assert set(metrics[name]) >= {"mean", "ci95"}
         assert 0.0 <= metrics["accuracy"]["mean"] <= 1.0
     assert summary["no_cot"]["accuracy_by_n"] and summary["stage1"]["accuracy"] > 0.5
-    assert len(summary["claims"]) == 7
+    assert len(summary["claims"]) == 9  # seven for the first five conditions, two for monitor+stepwise
     for name in ("report.html", "report.md", "fig_summary.png", "fig_training_curves.png"):
         assert (out / name).stat().st_size > 1000, name
     for cond in CONDITIONS:

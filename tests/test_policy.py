@@ -286,9 +286,10 @@ def test_write_cots_splits_marker_and_text():
     task = CoinFlip(min_steps=3, max_steps=4)
     problems = [task.sample(random.Random(i)) for i in range(6)]
     model = make_model()
-    tokens, cots, finished = write_cots(
+    tokens, cots, finished, read = write_cots(
         model, problems, max_steps=4, temperature=1.0, generator=torch.Generator().manual_seed(0)
     )
+    assert read == tokens  # no step paraphrase: the policy reads back its own tokens
     for t, c, f in zip(tokens, cots, finished, strict=True):
         assert f == (bool(t) and t[-1] == VOCAB.answer_id)
         assert c == VOCAB.decode(t[:-1] if f else t)

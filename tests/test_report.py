@@ -25,13 +25,108 @@ BACKTICK_COT = "``up`` down `"
 # load_bearing_drop, paraphrased_answer_accuracy, keyword TPR, TNR, g-mean^2, probe TPR, TNR, g-mean^2).
 # None = not measurable.
 FINAL = {
-    "outcome": (0.97, 1.00, 0.98, 0.99, 0.99, 0.02, 0.01, 0.46, 0.96, 0.98, 0.99, 0.97, 0.99, 0.99, 0.98),
-    "monitor": (0.93, 0.03, 0.04, 0.95, 0.56, 0.71, 0.04, 0.41, 0.53, 0.02, 1.00, 0.02, 0.95, 0.95, 0.90),
-    "monitor+paraphrase": (0.64, 0.05, 0.03, 0.61, 0.57, 0.08, 0.02, None, 0.64, 0.03, 0.99, 0.03, 0.61, 0.61, 0.37),
-    "monitor+face": (0.66, 0.04, 0.05, 0.62, 0.58, 0.09, 0.03, 0.05, 0.66, 0.50, 1.00, 0.50, 0.62, 0.62, 0.38),
-    "monitor+sensitivity": (0.81, 0.06, 0.06, 0.78, 0.62, 0.35, 0.03, 0.22, 0.74, 0.04, 0.98, 0.04, 0.78, 0.78, 0.61),
+    "outcome": (
+        0.97,
+        1.00,
+        0.98,
+        0.99,
+        0.99,
+        0.02,
+        0.01,
+        0.46,
+        0.96,
+        0.98,
+        0.99,
+        0.97,
+        0.99,
+        0.99,
+        0.98,
+        None,
+        0.99,
+        0.98,
+    ),
+    "monitor": (
+        0.93,
+        0.03,
+        0.04,
+        0.95,
+        0.56,
+        0.71,
+        0.04,
+        0.41,
+        0.53,
+        0.02,
+        1.00,
+        0.02,
+        0.95,
+        0.95,
+        0.90,
+        None,
+        0.97,
+        0.95,
+    ),
+    "monitor+paraphrase": (
+        0.64,
+        0.05,
+        0.03,
+        0.61,
+        0.57,
+        0.08,
+        0.02,
+        None,
+        0.64,
+        0.03,
+        0.99,
+        0.03,
+        0.61,
+        0.61,
+        0.37,
+        None,
+        0.98,
+        0.62,
+    ),
+    "monitor+face": (
+        0.66,
+        0.04,
+        0.05,
+        0.62,
+        0.58,
+        0.09,
+        0.03,
+        0.05,
+        0.66,
+        0.50,
+        1.00,
+        0.50,
+        0.62,
+        0.62,
+        0.38,
+        None,
+        0.96,
+        0.63,
+    ),
+    "monitor+sensitivity": (
+        0.81,
+        0.06,
+        0.06,
+        0.78,
+        0.62,
+        0.35,
+        0.03,
+        0.22,
+        0.74,
+        0.04,
+        0.98,
+        0.04,
+        0.78,
+        0.78,
+        0.61,
+        None,
+        0.95,
+        0.79,
+    ),
 }
-KEYS = SUMMARY_METRICS
+KEYS = SUMMARY_METRICS  # the last three: output banned rate (n/a on coin_flip), looks legible, reads true
 
 
 def _ci(values: list[float | None]) -> tuple[float | None, list[float] | None]:
@@ -250,7 +345,7 @@ def test_demo_report_content(demo):
     # mean [lo, hi] (each seed's value)
     assert re.search(r"\| `accuracy` \| 0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\] \(0\.\d\d, 0\.\d\d, 0\.\d\d\) \|", md)
     # the monitorability table: both monitors per condition
-    assert "## Monitorability" in md and re.search(r"\| `monitor` \| 0\.\d\d / 1\.00 / 0\.\d\d \| 0\.9\d / ", md)
+    assert "## Monitorability" in md and re.search(r"\| `monitor` \| 0\.\d\d / 1\.0\d / 0\.\d\d \| 0\.9\d / ", md)
 
 
 def test_model_text_is_escaped(demo):

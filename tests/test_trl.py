@@ -156,7 +156,7 @@ def problem(answer: str = "42", prompt: str = "Tom has 40 apples and buys 2 more
 
 def test_one_registry_names_the_organism_terms_and_the_text_only_ones():
     assert set(term_names(organism=True)) <= set(term_names())
-    assert "process" in term_names(organism=False)
+    assert "process" in term_names(organism=True)  # the organism's step judge reads its grammar (GrammarJudge)
 
 
 def test_outcome_scores_the_answer_never_the_cot():
@@ -566,7 +566,7 @@ BAD_TRL = {
     "micro batch": (TRL + "condition: outcome\ntrl: {micro_batch: 5}\n", "micro"),
     "face model without face": (TRL + "condition: outcome\ntrl: {face_model: f}\n", "face_model"),
     "trl settings on the organism": ("trl: {max_cot_tokens: 10}\n", "trl"),
-    "process on the organism": ("condition: {name: x, rewards: {process: 1}}\n", "process"),
+    "output monitor on trl": (TRL + "condition: output-monitor\n", "output_monitor"),
     "stage 1 on trl": (TRL + "condition: outcome\npretrain: {steps: 3}\n", "pretrain"),
     "unknown trl field": (TRL + "trl: {bogus: 1}\n", "bogus"),
     "bad monitor pattern": (TRL + "trl: {monitor_patterns: ['(']}\n", "monitor_patterns"),

@@ -22,25 +22,27 @@ from legible.paraphrase._injection import (
 )
 from legible.paraphrase._lexical import Lexical
 from legible.paraphrase._model import ModelParaphraser, ParaphraseError
+from legible.paraphrase._organism import WordWise
 from legible.paraphrase._phrases import phrase_forms
 
 __all__ = [
     "Canonical",
+    "Composed",
     "InjectionCase",
     "Lexical",
     "ModelParaphraser",
     "ParaphraseError",
+    "Paraphraser",
+    "WordWise",
     "canonicalize",
+    "check_paraphraser_spec",
     "injection_cases",
     "leak_report",
-    "run_injection_suite",
-    "run_injection_suite_async",
-    "suite_summary",
-    "Composed",
-    "Paraphraser",
-    "check_paraphraser_spec",
     "make_paraphraser",
     "paraphraser_names",
     "phrase_forms",
     "register_paraphraser",
+    "run_injection_suite",
+    "run_injection_suite_async",
+    "suite_summary",
 ]

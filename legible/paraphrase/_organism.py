@@ -5,14 +5,19 @@ re-draws everything else (how many other words, which ones, where), so nothing b
 legible reading survives. ``swap_neutral`` is the weak paraphraser a feasibility study
 showed to fail: it keeps the positions of non-legible words, so a code carried by whether
 a state word is present at a step survives it. It is kept as a baseline to measure against.
+
+``WordWise`` is the step-wise paraphrase: what the policy reads back of its own CoT while it
+writes it (condition ``stepwise``).
 """
 
 from __future__ import annotations
 
 import random
 
+import torch
+
 from legible.paraphrase._base import Paraphraser, register_paraphraser
-from legible.policy import NEUTRAL
+from legible.policy import NEUTRAL, VOCAB
 from legible.tasks import Task
 
 
@@ -46,6 +51,28 @@ class LegibleOnly(Paraphraser):
         for _ in range(rng.randint(0, len(words) + 2)):
             words.insert(rng.randint(0, len(words)), rng.choice(self.filler))
         return " ".join(words)
+
+
+class WordWise:
+    """Step-wise paraphrase of the organism's CoT, one token at a time: a legible state word (and the answer
+    marker) is read back as written, any other word as a neutral word drawn afresh, so a word the monitor does
+    not know carries nothing to the policy's later steps.
+
+    It rewrites each token in place rather than re-drawing the whole prefix as ``legible_only`` does: the
+    organism's step k reads input k a fixed distance back, and a prefix whose length changed at every step
+    would break that. The price: where a state word stands survives it, so a presence code still reaches
+    the policy's later steps; the answer is read from the condition's paraphraser, which re-draws positions."""
+
+    def __init__(self, legible: tuple[str, ...], filler: tuple[str, ...] = NEUTRAL) -> None:
+        self.kept = torch.zeros(len(VOCAB), dtype=torch.bool)
+        self.kept[VOCAB.ids([*legible, VOCAB.words[VOCAB.answer_id], VOCAB.words[VOCAB.pad_id]])] = True
+        self.filler = torch.tensor(VOCAB.ids(filler))
+
+    def fillers(self, rows: int, length: int, generator: torch.Generator | None) -> torch.Tensor:
+        return self.filler[torch.randint(len(self.filler), (rows, length), generator=generator)]
+
+    def __call__(self, tokens: torch.Tensor, fillers: torch.Tensor) -> torch.Tensor:
+        return torch.where(self.kept[tokens], tokens, fillers)
 
 
 def _legible_words(task: Task | None) -> tuple[str, ...]:

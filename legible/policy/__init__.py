@@ -21,12 +21,17 @@ from legible.policy._local_models import (
     resolve_model,
 )
 from legible.policy._rollout import (
+    StepParaphrase,
+    Written,
     answer_logprobs,
     answers_for,
     completion_logprobs,
     greedy_accuracy,
+    output_logprobs,
+    output_text,
     prompt_ids,
     write_cots,
+    write_outputs,
 )
 from legible.policy._tiny import KVCache, TinyConfig, TinyTransformer, draw, left_pad, right_pad, sample
 from legible.policy._vocab import NEUTRAL, VOCAB, Vocab
@@ -37,10 +42,12 @@ __all__ = [
     "LocalModel",
     "LocalModelError",
     "NEUTRAL",
+    "StepParaphrase",
     "TinyConfig",
     "TinyTransformer",
     "VOCAB",
     "Vocab",
+    "Written",
     "answer_logprobs",
     "answers_for",
     "cache_dir",
@@ -54,6 +61,8 @@ __all__ = [
     "local_model_names",
     "model_dir",
     "optimizer_tensors",
+    "output_logprobs",
+    "output_text",
     "prepare_model",
     "prompt_ids",
     "resolve_model",
@@ -63,4 +72,5 @@ __all__ = [
     "save_policy",
     "save_trainer",
     "write_cots",
+    "write_outputs",
 ]

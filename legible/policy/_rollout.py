@@ -6,6 +6,8 @@ Used by the GRPO trainer and by the evaluation, so both see episodes made the sa
 
 from __future__ import annotations
 
+from typing import NamedTuple, Protocol
+
 import torch
 
 from legible.policy._tiny import KVCache, TinyTransformer, left_pad, right_pad, sample, shared_prompts
@@ -17,6 +19,27 @@ def prompt_ids(problem: Problem) -> list[int]:
     return [VOCAB.bos_id, *VOCAB.encode(problem.prompt)]
 
 
+class StepParaphrase(Protocol):
+    """A paraphrase applied to each token of a CoT as the policy writes it (step-wise paraphrasing): the
+    policy reads back the paraphrase of its CoT so far, never its own tokens. Token j of a row is rewritten
+    with ``fillers[:, j]``, drawn once per rollout, so the sampler and the training pass read the same text."""
+
+    def fillers(self, rows: int, length: int, generator: torch.Generator | None) -> torch.Tensor: ...
+
+    def __call__(self, tokens: torch.Tensor, fillers: torch.Tensor) -> torch.Tensor: ...
+
+
+class Written(NamedTuple):
+    """CoTs the policy wrote: its tokens (the answer marker included when written), their text, whether the
+    marker was written (no marker: no answer), and the tokens it read back (its own, or their step-wise
+    paraphrase), which its log-probabilities are conditioned on."""
+
+    tokens: list[list[int]]
+    cots: list[str]
+    finished: list[bool]
+    read: list[list[int]]
+
+
 def write_cots(
     policy: TinyTransformer,
     problems: list[Problem],
@@ -25,12 +48,28 @@ def write_cots(
     temperature: float,
     generator: torch.Generator | None,
     prefixes: list[list[int]] | None = None,
-) -> tuple[list[list[int]], list[str], list[bool]]:
-    """Sample CoTs until the answer marker. Returns the policy's tokens (marker included when
-    written), the CoT text, and whether the marker was written (no marker: no answer)."""
+    step_paraphrase: StepParaphrase | None = None,
+) -> Written:
+    """Sample CoTs until the answer marker, after each problem's prompt and prefix (the policy's words
+    so far). With ``step_paraphrase``, the policy reads every token, the prefix's included, through it."""
     prefixes = prefixes or [[] for _ in problems]
-    prompts = [prompt_ids(p) + pre for p, pre in zip(problems, prefixes)]
     budget = 2 * max_steps + 4
+    feed, reread = None, lambda rows: rows
+    if step_paraphrase is not None:
+        offsets = torch.tensor([len(pre) for pre in prefixes])
+        fillers = step_paraphrase.fillers(len(problems), int(offsets.max()) + budget, generator)
+        rows_at = torch.arange(len(problems))
+
+        def feed(drawn: torch.Tensor, t: int) -> torch.Tensor:
+            return step_paraphrase(drawn, fillers[rows_at, offsets + t])
+
+        def reread(rows: list[list[int]]) -> list[list[int]]:
+            return [
+                step_paraphrase(torch.tensor(r, dtype=torch.long), fillers[i, : len(r)]).tolist()
+                for i, r in enumerate(rows)
+            ]
+
+    prompts = [prompt_ids(p) + pre for p, pre in zip(problems, reread(prefixes))]
     new = sample(
         policy,
         prompts,
@@ -39,11 +78,12 @@ def write_cots(
         pad_id=VOCAB.pad_id,
         temperature=temperature,
         generator=generator,
+        feed=feed,
     )
     tokens = [pre + n for pre, n in zip(prefixes, new)]
     finished = [bool(t) and t[-1] == VOCAB.answer_id for t in tokens]
     cots = [VOCAB.decode(t[:-1] if f else t) for t, f in zip(tokens, finished)]
-    return tokens, cots, finished
+    return Written(tokens, cots, finished, reread(tokens))
 
 
 def continuation_logits(
@@ -78,20 +118,93 @@ def answer_logprobs(
 
 
 def completion_logprobs(
-    policy: TinyTransformer, problems: list[Problem], tokens: list[list[int]], temperature: float = 1.0
+    policy: TinyTransformer,
+    problems: list[Problem],
+    tokens: list[list[int]],
+    temperature: float = 1.0,
+    read: list[list[int]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-token log-probabilities of the policy's own tokens after each prompt, under the
-    distribution they were sampled from (logits divided by ``temperature``).
+    distribution they were sampled from (logits divided by ``temperature``): token j conditioned on
+    the first j tokens of ``read`` (what the policy read back as it wrote them; default ``tokens``).
 
     Returns (logprobs (E, L), mask (E, L) of real completion tokens, entropy (E, L), and the
     untempered logits (E, V) after each row's last token: after an answer marker, that is the
     answer distribution)."""
-    logits = continuation_logits(policy, problems, tokens)
+    logits = continuation_logits(policy, problems, tokens if read is None else read)
     targets, completion = right_pad(tokens, VOCAB.pad_id)
     logp_all = (logits[:, :-1, :] / temperature).log_softmax(-1)
     logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     entropy = -(logp_all.exp() * logp_all).sum(-1)
     return logp, completion, entropy, logits[torch.arange(len(tokens)), completion.sum(1)]
+
+
+# Tokens the answerer may write after its answer on an explaining task: the legible explanation is two words
+# and the end token, so a few spare.
+OUTPUT_BUDGET = 6
+
+
+def write_outputs(
+    answerer: TinyTransformer,
+    problems: list[Problem],
+    views: list[str],
+    answers: list[str | None],
+    *,
+    temperature: float,
+    generator: torch.Generator | None,
+) -> list[list[int]]:
+    """What the answerer writes after its answer (an explaining task's output), until the end token (kept)
+    or ``OUTPUT_BUDGET``: it reads ``prompt view answer-marker answer``. Empty where there is no answer."""
+    rows = [i for i, a in enumerate(answers) if a is not None]
+    outputs: list[list[int]] = [[] for _ in problems]
+    if not rows:
+        return outputs
+    prompts = [prompt_ids(problems[i]) + _answered(views[i], answers[i]) for i in rows]
+    new = sample(
+        answerer,
+        prompts,
+        max_new_tokens=OUTPUT_BUDGET,
+        stop_id=VOCAB.eos_id,
+        pad_id=VOCAB.pad_id,
+        temperature=temperature,
+        generator=generator,
+    )
+    for i, tokens in zip(rows, new):
+        outputs[i] = tokens
+    return outputs
+
+
+def output_logprobs(
+    answerer: TinyTransformer,
+    problems: list[Problem],
+    views: list[str],
+    answers: list[str | None],
+    outputs: list[list[int]],
+    temperature: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probabilities (E, L) of each output's tokens under the distribution they were sampled from, and the
+    mask (E, L) of real output tokens (none where there is no answer); differentiable."""
+    heads = [_answered(v, a) if a is not None else [] for v, a in zip(views, answers)]
+    kept = [o if a is not None else [] for o, a in zip(outputs, answers)]
+    logits = continuation_logits(answerer, problems, [h + o for h, o in zip(heads, kept)])
+    width = max((len(o) for o in kept), default=0)
+    targets, mask = right_pad(kept, VOCAB.pad_id)
+    if width == 0:
+        return logits.new_zeros(len(kept), 0), mask
+    # column j of the logits predicts continuation token j: output token k of row i sits at len(heads[i]) + k
+    at = (torch.tensor([len(h) for h in heads]).unsqueeze(1) + torch.arange(width)).clamp(max=logits.shape[1] - 1)
+    picked = logits.gather(1, at.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+    logp = (picked / temperature).log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return logp, mask
+
+
+def output_text(output: list[int]) -> str:
+    """An output's words, without its end token."""
+    return VOCAB.decode([t for t in output if t != VOCAB.eos_id])
+
+
+def _answered(view: str, answer: str) -> list[int]:
+    return VOCAB.encode(view) + [VOCAB.answer_id, VOCAB.index[answer]]
 
 
 def answers_for(
@@ -106,7 +219,7 @@ def answers_for(
 def greedy_accuracy(model: TinyTransformer, task: Task, items: list[Problem], with_cot: bool = True) -> list[float]:
     """Per-problem correctness of greedy decoding: the model writes its CoT (or none) and answers."""
     if with_cot:
-        _, cots, finished = write_cots(model, items, max_steps=task.max_steps, temperature=0, generator=None)
+        _, cots, finished, _ = write_cots(model, items, max_steps=task.max_steps, temperature=0, generator=None)
     else:
         cots, finished = [""] * len(items), [True] * len(items)
     return [task.score(p, a) for p, a in zip(items, answers_for(model, items, cots, finished, task))]

@@ -19,6 +19,9 @@ SUMMARY_METRICS = (
     "probe_tpr",
     "probe_tnr",
     "probe_gmean2",
+    "output_banned_rate",
+    "looks_legible",
+    "reads_true",
 )
 
 # The range each summary metric can take: its interval over seeds is clipped to it (a t-interval over 3 seeds
@@ -48,6 +51,9 @@ METRIC_LABELS: dict[str, str] = {
     "probe_tpr": "probe monitor TPR",
     "probe_tnr": "probe monitor TNR",
     "probe_gmean2": "probe monitor g-mean^2",
+    "output_banned_rate": "banned words in the output",
+    "looks_legible": "steps that look legible",
+    "reads_true": "steps whose grammar word is true",
 }
 
 METRIC_DEFINITIONS: dict[str, str] = {
@@ -75,6 +81,11 @@ METRIC_DEFINITIONS: dict[str, str] = {
     "the other half",
     "probe_tnr": "the probe monitor's TNR",
     "probe_gmean2": "the probe monitor's g-mean^2: high when the state is in the CoT in any form",
+    "looks_legible": "share of steps written as one word of the legible grammar (a state word or one of the names "
+    "the stage-1 corpus used for a state), true or not: what a judge of how steps look rewards",
+    "reads_true": "share of steps whose grammar word names the true state: whether the steps that look legible are",
+    "output_banned_rate": "on a task whose output restates the state after the answer: monitor hits in that output "
+    "per word of its legible form (what the output monitor penalises; n/a on other tasks)",
     "answered": "share of completions that end with a parsable answer",
     "state_chance": "accuracy of always guessing the commonest state: the probe's chance level",
     "legible_reading_bits": "bits per step about the true state that the legible reading (the state words in order) "

@@ -8,6 +8,7 @@ so a ``$`` in a CoT cannot break the figure.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,19 @@ from pathlib import Path
 from legible.report._metrics import METRIC_LABELS, SUMMARY_METRICS
 
 # Fixed colours for the named conditions, so a condition has the same colour in every figure.
-_KNOWN_CONDITIONS = ("outcome", "monitor", "monitor+paraphrase", "monitor+face", "monitor+sensitivity")
+_KNOWN_CONDITIONS = (
+    "outcome",
+    "monitor",
+    "monitor+paraphrase",
+    "monitor+face",
+    "monitor+sensitivity",
+    "monitor+stepwise",
+    "monitor+stepwise+face",
+    "monitor+process",
+    "output-monitor",
+    "output-monitor+face",
+    "output-monitor+targeted",
+)
 _PALETTE = (
     "#4c72b0",
     "#dd8452",
@@ -27,6 +40,12 @@ _PALETTE = (
     "#8c8c8c",
     "#ccb974",
     "#64b5cd",
+    "#2f4b7c",
+    "#a05195",
+    "#7a9e1f",
+    "#e07b00",
+    "#5c5c8a",
+    "#b5651d",
 )
 _SERIES = ("#4c72b0", "#c44e52", "#55a868", "#8172b3", "#937860", "#64b5cd")
 DPI = 120
@@ -45,7 +64,7 @@ _STYLE = {
 def condition_colors(conditions: Sequence[str]) -> dict[str, str]:
     """A colour per condition: the known conditions keep theirs, others take the next free ones."""
     colors = {c: _PALETTE[i] for i, c in enumerate(_KNOWN_CONDITIONS)}
-    spare = iter(_PALETTE[len(_KNOWN_CONDITIONS) :] * (1 + len(conditions) // 5))
+    spare = itertools.cycle(_PALETTE[len(_KNOWN_CONDITIONS) :])
     return {c: colors[c] if c in colors else next(spare) for c in conditions}
 
 

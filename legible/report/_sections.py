@@ -17,6 +17,17 @@ CONDITION_DEFINITIONS: dict[str, str] = {
     "monitor+paraphrase": "as monitor, but the answer is produced from a paraphrase of the CoT",
     "monitor+face": "as monitor+paraphrase, with a separate Face model writing the answer from the paraphrase",
     "monitor+sensitivity": "as monitor, plus a penalty when the answer changes under paraphrase",
+    "monitor+stepwise": "as monitor+paraphrase, and the policy reads back a paraphrase of its own CoT as it writes "
+    "it (step-wise paraphrasing), never its own words",
+    "monitor+stepwise+face": "as monitor+stepwise, with a separate Face model writing the answer from the paraphrase",
+    "monitor+process": "as monitor, plus a step judge's reward for each step written as one word of the legible "
+    "grammar (a state word or a name the corpus used for a state), true or not",
+    "output-monitor": "on the task whose output restates the state after the answer: reward for the right answer, "
+    "minus a penalty for each banned word in that output; the CoT is never monitored",
+    "output-monitor+face": "as output-monitor, with a separate Face writing the answer and the output from the CoT "
+    "(the Mind & Face split)",
+    "output-monitor+targeted": "as output-monitor, with the output penalty's advantage applied to the output tokens "
+    "only (reward targeting)",
 }
 
 _EXAMPLES_SHOWN = 3

@@ -2,6 +2,7 @@
 supervision."""
 
 from legible.reward._judges import (
+    GrammarJudge,
     HeuristicStepJudge,
     ModelStepJudge,
     StepGrade,
@@ -17,12 +18,14 @@ from legible.reward._terms import (
     RewardTerm,
     disagreement,
     is_async_term,
+    output_flag_rate,
     reward_term,
     term_names,
 )
 
 __all__ = [
     "Episode",
+    "GrammarJudge",
     "HeuristicStepJudge",
     "ModelStepJudge",
     "Reward",
@@ -33,6 +36,7 @@ __all__ = [
     "disagreement",
     "is_async_term",
     "make_step_judge",
+    "output_flag_rate",
     "parse_step_grades",
     "reward_term",
     "split_steps",

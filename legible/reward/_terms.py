@@ -8,7 +8,8 @@ verl. ``extras`` carries what the rollout measured besides the answer:
 * ``paraphrased_answer``: the answer produced from a paraphrase of the CoT;
 * ``answer_probs`` / ``answer_probs_paraphrased``: the answerer's distributions over a closed answer space
   given the original and the paraphrased CoT, where the backend could read them;
-* ``original_answer``: the answer from the unparaphrased CoT, where there are no distributions.
+* ``original_answer``: the answer from the unparaphrased CoT, where there are no distributions;
+* ``output``: what the answerer wrote after the answer (the organism's explaining tasks).
 
 The terms:
 
@@ -16,12 +17,16 @@ The terms:
   (``split_completion``) cuts the completion at its answer marker and only what follows is the answer.
 * ``monitor``: minus the monitor's reading, in [-1, 0]: a keyword monitor's hits per reasoning step,
   capped at 1; a judge model's flag score in [0, 1].
+* ``output_monitor``: minus ``output_flag_rate``: the monitor's hits in the output after the answer per
+  word of the task's legible explanation, capped at 1; a monitor that never reads the CoT (feedback
+  spillover).
 * ``paraphrase_outcome``: the score of the answer produced from the paraphrased CoT (missing: wrong).
 * ``sensitivity``: minus the Jensen-Shannon divergence (bits) between the answer distributions given the
   CoT and its paraphrase; without distributions, minus the 0/1 disagreement of the two answers in the
   task's normal form. Both are 0 for an answer the paraphrase does not move and at most 1.
-* ``process`` (text backends): the mean over the CoT's steps of a step judge's correct / relevant /
-  understandable grades, in [0, 1].
+* ``process``: the mean over the CoT's steps of a step judge's correct / relevant / understandable
+  grades, in [0, 1]; on the organism, the share of steps written as one word of the legible grammar
+  (``GrammarJudge``, which grades how steps look, not whether they are true).
 * ``length``: minus the CoT length in words per reasoning step.
 """
 
@@ -35,7 +40,7 @@ from typing import Any
 
 from legible.monitor import JudgeMonitor, Monitor
 from legible.registry import Registry
-from legible.reward._judges import HeuristicStepJudge, StepJudge
+from legible.reward._judges import GrammarJudge, HeuristicStepJudge, StepJudge
 from legible.stats import js_divergence
 from legible.sync import run_sync
 from legible.tasks import Problem, Task, split_completion
@@ -47,6 +52,7 @@ __all__ = [
     "RewardTerm",
     "disagreement",
     "is_async_term",
+    "output_flag_rate",
     "reward_term",
     "term_names",
 ]
@@ -60,7 +66,7 @@ class RewardContext:
 
     task: Task
     monitor: Monitor | None = None
-    judge: StepJudge | None = None
+    judge: StepJudge | GrammarJudge | None = None
 
 
 @dataclass
@@ -135,6 +141,22 @@ def monitor_penalty(ctx: RewardContext) -> RewardTerm:
     return lambda problem, cot, answer, extras: -min(1.0, monitor.score(cot) / max(1, problem.steps))
 
 
+def output_flag_rate(monitor: Monitor, task: Task, problem: Problem, output: str) -> float:
+    """The monitor's hits in ``output`` (what was written after the answer) per word of the task's legible
+    explanation, capped at 1. Counted per legible word rather than per word written, so that padding the
+    output with more words does not dilute it."""
+    return min(1.0, monitor.score(output) / max(1, len(task.explanation(problem).split())))
+
+
+@reward_term("output_monitor")
+def output_monitor_penalty(ctx: RewardContext) -> RewardTerm:
+    """Minus ``output_flag_rate`` of the output after the answer (no output: 0)."""
+    monitor = ctx.monitor
+    if monitor is None or isinstance(monitor, JudgeMonitor):
+        raise ValueError("the 'output_monitor' reward term needs a keyword monitor (monitor_words)")
+    return lambda problem, cot, answer, extras: -output_flag_rate(monitor, ctx.task, problem, extras.get("output", ""))
+
+
 @reward_term("paraphrase_outcome")
 def paraphrase_outcome(ctx: RewardContext) -> RewardTerm:
     """Reward a CoT that is useful even after paraphrasing."""
@@ -152,9 +174,11 @@ def sensitivity_penalty(ctx: RewardContext) -> RewardTerm:
     return term
 
 
-@reward_term("process", organism=False)
+@reward_term("process")
 def process_score(ctx: RewardContext) -> RewardTerm:
     judge = ctx.judge or HeuristicStepJudge()
+    if isinstance(judge, GrammarJudge):
+        return lambda problem, cot, answer, extras: judge.score(cot, problem.steps)
 
     async def term(problem: Problem, cot: str, answer: str | None, extras: dict) -> float:
         return await judge.score_async(cot, problem.prompt)

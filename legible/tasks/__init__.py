@@ -14,7 +14,7 @@ from legible.tasks._datasets import (
     normalize_choice,
     normalize_number,
 )
-from legible.tasks._organism import CoinFlip, RunningSum, legible_cot
+from legible.tasks._organism import CoinFlip, CoinFlipExplained, RunningSum, legible_cot
 from legible.tasks._program import ProgramOutput, load_programs, run_program
 from legible.tasks._text_game import TextGame, TextGameTask, parse_commands
 
@@ -23,6 +23,7 @@ __all__ = [
     "Task",
     "split_completion",
     "CoinFlip",
+    "CoinFlipExplained",
     "CoinFlipText",
     "coin_side",
     "RunningSum",

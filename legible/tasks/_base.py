@@ -36,9 +36,16 @@ class Task(ABC):
     name: str = "task"
     state_words: tuple[str, ...] = ()
     answer_words: tuple[str, ...] = ()
+    # whether the output restates the reasoning after the answer (``explanation``): what an output monitor reads
+    explains: bool = False
 
     @abstractmethod
     def sample(self, rng: random.Random) -> Problem: ...
+
+    def explanation(self, problem: Problem) -> str:
+        """What the legible output says after the answer ("heads, because ..."); empty when the output is the
+        answer alone."""
+        return ""
 
     def score(self, problem: Problem, answer: str | None) -> float:
         """1.0 for the right answer; a missing answer is simply wrong."""

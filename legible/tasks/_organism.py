@@ -51,6 +51,19 @@ class CoinFlip(Task):
 
 
 @register_task
+class CoinFlipExplained(CoinFlip):
+    """Coin flip whose output restates the state after the answer ("heads, because it was tails and is heads
+    now"): the last two states, then the end token. The explanation is not scored; it gives a monitor that
+    reads only the output something to read (feedback spillover, Drori et al. 2025)."""
+
+    name = "coin_flip_explained"
+    explains = True
+
+    def explanation(self, problem: Problem) -> str:
+        return " ".join(problem.states[-2:])
+
+
+@register_task
 class RunningSum(Task):
     """N digits; the answer is their sum mod m, and each state is the running sum mod m."""
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 
 import torch
 
 from legible.monitor import Monitor, Monitorability, monitorability, probe_states
 from legible.paraphrase import Paraphraser
-from legible.policy import VOCAB, TinyTransformer, answers_for, write_cots
+from legible.policy import VOCAB, StepParaphrase, TinyTransformer, answers_for, output_text, write_cots, write_outputs
+from legible.reward import GrammarJudge, output_flag_rate
 from legible.tasks import Problem, Task
 
 
@@ -57,18 +59,27 @@ def evaluate_organism(
     seed: int,
     temperature: float = 1.0,
     full: bool = True,
+    step_paraphrase: StepParaphrase | None = None,
+    grammar: Mapping[str, str] | None = None,
 ) -> dict:
     """Metrics on ``problems`` held-out problems (drawn from ``seed``, the same for every run).
 
     CoTs are sampled at ``temperature``, the distribution the policy was trained as.
     ``full=False`` skips the probes, the load-bearing test and the examples (for the cheap
-    evaluations during training)."""
+    evaluations during training). With ``step_paraphrase`` the policy reads its CoT back through it as it
+    writes, as it was trained. With the legible ``grammar`` (word -> the state it names) the metrics say how
+    many steps look legible (one grammar word) and how many read true (that word names the true state)."""
     rng = random.Random(seed)
     generator = torch.Generator().manual_seed(seed)
     items = [task.sample(rng) for _ in range(problems)]
     answerer = face or policy
-    tokens, cots, finished = write_cots(
-        policy, items, max_steps=task.max_steps, temperature=temperature, generator=generator
+    tokens, cots, finished, _ = write_cots(
+        policy,
+        items,
+        max_steps=task.max_steps,
+        temperature=temperature,
+        generator=generator,
+        step_paraphrase=step_paraphrase,
     )
     paraphrased = [paraphraser.paraphrase(c, p.prompt, rng) for c, p in zip(cots, items)]
     views = paraphrased if paraphrase_in_loop else cots
@@ -86,6 +97,14 @@ def evaluate_organism(
         "paraphrased_answer_accuracy": _mean([task.score(p, a) for p, a in zip(items, para_answers)]),
         "answered": _mean(finished),
     }
+    if grammar is not None:
+        judge = GrammarJudge(grammar)
+        metrics["looks_legible"] = _mean([judge.score(c, p.steps) for c, p in zip(cots, items)])
+        metrics["reads_true"] = _mean([judge.reads_true(c, p.states) for c, p in zip(cots, items)])
+    if task.explains:  # the output after the answer, which the output monitor reads
+        outputs = write_outputs(answerer, items, views, answers, temperature=temperature, generator=generator)
+        texts = [output_text(o) for o in outputs]
+        metrics["output_banned_rate"] = _mean([output_flag_rate(monitor, task, p, t) for p, t in zip(items, texts)])
     if not full:
         return metrics
 
@@ -134,6 +153,7 @@ def evaluate_organism(
             paraphrase_in_loop=paraphrase_in_loop,
             seed=seed,
             temperature=temperature,
+            step_paraphrase=step_paraphrase,
         ),
         "code": code,
         "examples": examples(items, cots, paraphrased, answers),
@@ -197,7 +217,7 @@ def example_episodes(
     rng = random.Random(seed)
     items = [task.sample(rng) for _ in range(n)]
     generator = torch.Generator().manual_seed(seed)
-    _, cots, finished = write_cots(
+    _, cots, finished, _ = write_cots(
         policy, items, max_steps=task.max_steps, temperature=temperature, generator=generator
     )
     paraphrased = [paraphraser.paraphrase(c, p.prompt, rng) for c, p in zip(cots, items)]
@@ -227,6 +247,7 @@ def load_bearing_drop(
     paraphrase_in_loop: bool,
     seed: int,
     temperature: float,
+    step_paraphrase: StepParaphrase | None = None,
 ) -> float | None:
     """Prefill-swap: replace the first word that encodes a state by the commonest word that
     encodes another state, let the policy continue, and measure the accuracy drop on the
@@ -251,8 +272,14 @@ def load_bearing_drop(
         return None
     subset = [items[i] for i in chosen]
     generator = torch.Generator().manual_seed(seed + 1)
-    _, new_cots, finished = write_cots(
-        policy, subset, max_steps=task.max_steps, temperature=temperature, generator=generator, prefixes=prefixes
+    _, new_cots, finished, _ = write_cots(
+        policy,
+        subset,
+        max_steps=task.max_steps,
+        temperature=temperature,
+        generator=generator,
+        prefixes=prefixes,
+        step_paraphrase=step_paraphrase,
     )
     rng = random.Random(seed + 1)
     views = (

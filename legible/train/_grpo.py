@@ -2,16 +2,20 @@
 
 Each step:
   1. sample ``prompts`` problems and repeat each ``group_size`` times;
-  2. the policy writes a CoT for each (until the answer marker);
+  2. the policy writes a CoT for each (until the answer marker); with step-wise paraphrasing it
+     reads back each word it wrote through the step paraphrase, never the word itself;
   3. the paraphraser rewrites every CoT; the answerer (the policy, or the Face) reads the
      original and the paraphrase and gives a distribution over answers for each;
   4. the answer is sampled from the view the condition answers from (the paraphrase when
-     the paraphraser is in the loop), and the reward terms score the episode;
-  5. advantages are the rewards centred within each group (optionally divided by its std);
-  6. policy loss = -advantage * log-prob of the policy's own tokens (plus the answer token
+     the paraphraser is in the loop); on an explaining task the answerer then writes the output
+     that restates the state; the reward terms score the episode;
+  5. advantages are the rewards centred within each group (optionally divided by its std); with
+     reward targeting the CoT's tokens get the advantage of the reward without the output terms;
+  6. policy loss = -advantage * log-prob of the policy's own tokens, each conditioned on what
+     the policy read when it drew it (plus the answer token
      when the policy answers), token-averaged, plus optional KL to the stage-1 model and an
-     entropy bonus; the Face, if any, gets the same loss on its answer token only, so Face
-     tokens never reach the policy's gradient;
+     entropy bonus; the Face, if any, gets the same loss on its answer (and output) tokens only,
+     so Face tokens never reach the policy's gradient;
   7. log metrics, evaluate every ``eval_every`` steps, checkpoint every ``checkpoint_every``.
 
 Updates are on-policy (one gradient step per batch), so the PPO ratio is 1 and clipping
@@ -37,10 +41,14 @@ from legible.policy import (
     completion_logprobs,
     draw,
     load_trainer,
+    output_logprobs,
+    output_text,
     save_policy,
     save_trainer,
     write_cots,
+    write_outputs,
 )
+from legible.reward import output_flag_rate
 from legible.stats import js_divergence
 from legible.tasks import Task
 from legible.train._common import MetricsLog, Stopwatch, latest_checkpoint, prune_checkpoints
@@ -77,6 +85,7 @@ def train_grpo(
     answer_ids = VOCAB.ids(answer_words)
     answerer = face if face is not None else policy
     view = cond.view
+    step_paraphrase = cfg.build_step_paraphrase(task)
 
     start = 0
     last = latest_checkpoint(ckpt_dir, "rl") if resume else None
@@ -93,15 +102,20 @@ def train_grpo(
         # 1-2. problems, G samples each; the policy writes its CoTs
         problems = [p for p in (task.sample(rng) for _ in range(rl.prompts)) for _ in range(rl.group_size)]
         policy.eval()
-        tokens, cots, finished = write_cots(
-            policy, problems, max_steps=task.max_steps, temperature=rl.temperature, generator=generator
+        tokens, cots, finished, read = write_cots(
+            policy,
+            problems,
+            max_steps=task.max_steps,
+            temperature=rl.temperature,
+            generator=generator,
+            step_paraphrase=step_paraphrase,
         )
         # 3. paraphrase; the policy scores its own tokens (with grad). Rows are left-padded, so
         # the last column of that pass is the answer position: when the policy answers from
         # its own CoT, the same pass gives the answer distribution.
         paraphrased = [paraphraser.paraphrase(c, p.prompt, rng) for c, p in zip(cots, problems)]
         policy.train()
-        logp, mask, entropy, last_logits = completion_logprobs(policy, problems, tokens, rl.temperature)
+        logp, mask, entropy, last_logits = completion_logprobs(policy, problems, tokens, rl.temperature, read)
         answer_lp = {}  # view -> (E, A) log-probs; only the condition's view keeps its graph
         for v in sorted(cond.views):
             if v == "original" and face is None:
@@ -119,34 +133,44 @@ def train_grpo(
         if "paraphrased" in probs and view != "paraphrased":
             para_picks = draw(probs["paraphrased"], generator).tolist()
             para_answers = [answer_words[i] if f else None for i, f in zip(para_picks, finished)]
+        answered_from = paraphrased if view == "paraphrased" else cots
+        outputs = None
+        if task.explains:  # the output that restates the state, written by whoever answered
+            outputs = write_outputs(
+                answerer.eval(),
+                problems,
+                answered_from,
+                answers,
+                temperature=rl.temperature,
+                generator=generator,
+            )
         ramp = cfg.penalty_ramp(step)
         scale = cond.reward_scale(ramp)
-        rewards, term_values = [], {name: [] for name in cond.rewards}
+        rewards, cot_rewards, term_values = [], [], {name: [] for name in cond.rewards}
         for i, (problem, cot) in enumerate(zip(problems, cots)):
             extras = {"paraphrased_answer": para_answers[i]} if para_answers is not None else {}
             extras |= {"answer_probs": probs["original"][i].tolist()} if "original" in probs else {}
             extras |= {"answer_probs_paraphrased": probs["paraphrased"][i].tolist()} if "paraphrased" in probs else {}
+            extras |= {"output": output_text(outputs[i])} if outputs is not None else {}
             total, values = reward(problem, cot, answers[i], extras, scale)
             rewards.append(total)
+            cot_rewards.append(reward.total(values, cond.cot_scale(scale)))
             for name, v in values.items():
                 term_values[name].append(v)
         # 5. group-normalised advantages. Dividing by the group's std (GRPO) turns a penalty
         # difference of 0.01 into +-1; centring alone (Dr. GRPO) keeps rewards on their scale.
-        r = torch.tensor(rewards).view(rl.prompts, rl.group_size)
-        adv = r - r.mean(1, keepdim=True)
-        if rl.scale_advantages:
-            adv = adv / (r.std(1, keepdim=True) + 1e-4)
-        adv = adv.view(-1)
+        adv = _advantages(rewards, rl.prompts, rl.scale_advantages)
+        cot_adv = _advantages(cot_rewards, rl.prompts, rl.scale_advantages) if cond.targeted else adv
         # 6. policy loss on its own tokens, KL to stage 1, entropy bonus; the answer token's loss
         # goes to whoever answered: the policy, or the Face (whose tokens never reach the policy)
         mask = mask.float()
         n_tokens = mask.sum().clamp(min=1)
-        loss = -(adv.unsqueeze(1) * logp * mask).sum() / n_tokens
+        loss = -(cot_adv.unsqueeze(1) * logp * mask).sum() / n_tokens
         loss = loss - rl.entropy_coef * (entropy * mask).sum() / n_tokens
         kl_value = 0.0
         if reference is not None:
             with torch.no_grad():
-                ref_logp, _, _, _ = completion_logprobs(reference, problems, tokens, rl.temperature)
+                ref_logp, _, _, _ = completion_logprobs(reference, problems, tokens, rl.temperature, read)
             log_ratio = ref_logp - logp
             kl = ((log_ratio.exp() - log_ratio - 1) * mask).sum() / n_tokens  # k3 estimator
             loss = loss + rl.kl_coef * kl
@@ -154,6 +178,12 @@ def train_grpo(
         answered = torch.tensor(finished, dtype=torch.float)
         chosen = answer_lp[view].gather(1, picks.unsqueeze(1)).squeeze(1)
         answer_loss = -(adv * chosen * answered).sum() / answered.sum().clamp(min=1)
+        if outputs is not None:
+            out_logp, out_mask = output_logprobs(
+                answerer.train(), problems, answered_from, answers, outputs, rl.temperature
+            )
+            out_mask = out_mask.float()
+            answer_loss = answer_loss - (adv.unsqueeze(1) * out_logp * out_mask).sum() / out_mask.sum().clamp(min=1)
         for opt in optimizers.values():
             opt.zero_grad(set_to_none=True)
         (loss + answer_loss).backward()
@@ -174,6 +204,9 @@ def train_grpo(
             "entropy": ((entropy.detach() * mask).sum() / n_tokens).item(),
             "seconds": round(clock(), 2),
         } | {f"term_{n}": _mean(v) for n, v in term_values.items()}
+        if outputs is not None:
+            flagged = [output_flag_rate(monitor, task, p, output_text(o)) for p, o in zip(problems, outputs)]
+            row["output_banned_rate"] = _mean(flagged)
         if step % DRIFT_EVERY == 0 or step + 1 == rl.steps:
             sensitivity = None
             if "original" in probs and "paraphrased" in probs:
@@ -209,6 +242,15 @@ def train_grpo(
 # Drift metrics (legible.monitor._drift) every this many steps: cheap, but not free at 1,000 episodes/s.
 DRIFT_EVERY = 10
 DRIFT_LOGGED = ("legible_score", "odd_token_rate", "monitor_flag_rate", "paraphrase_sensitivity", "cot_tokens")
+
+
+def _advantages(rewards: list[float], prompts: int, scale: bool) -> torch.Tensor:
+    """Rewards centred within each group (and divided by its std with ``scale``), flattened."""
+    r = torch.tensor(rewards).view(prompts, -1)
+    adv = r - r.mean(1, keepdim=True)
+    if scale:
+        adv = adv / (r.std(1, keepdim=True) + 1e-4)
+    return adv.view(-1)
 
 
 def _mean(values: list[float]) -> float:

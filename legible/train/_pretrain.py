@@ -2,7 +2,7 @@
 
 Each example is ``<bos> prompt cot answer A``, the CoT in the legible grammar (the state
 after each step, one word per step), a share ``alias_rate`` of the state slots written with
-an alias of the state (see ``state_aliases``). A share of examples
+an alias of the state (see ``RunConfig.state_aliases``). A share of examples
 shows a paraphrase of the CoT instead, with the loss on the answer only: the model learns
 to answer from a paraphrased CoT without learning to write paraphrases. ``with_cot=False``
 trains the no-CoT baseline on ``<bos> prompt answer A``.
@@ -20,7 +20,6 @@ import torch
 from legible.config import RunConfig
 from legible.paraphrase import Paraphraser
 from legible.policy import (
-    NEUTRAL,
     VOCAB,
     TinyConfig,
     TinyTransformer,
@@ -36,17 +35,6 @@ from legible.tasks import Problem, Task, legible_cot
 from legible.train._common import MetricsLog, latest_checkpoint, prune_checkpoints
 
 
-def state_aliases(cfg: RunConfig, states: tuple[str, ...]) -> dict[str, list[str]]:
-    """The stage-1 corpus's rare other names for each state: neutral words drawn from the seed.
-
-    They stand in for an LLM's prior associations (Skaf et al. 2025 saw RL turn "heads"/"tails"
-    into "R"/"L" and "S"): without any, a tiny model has no substitute to find and RL only
-    sharpens the legible CoT or collapses to guessing."""
-    words = random.Random(f"aliases-{cfg.seed}").sample(NEUTRAL, len(states) * cfg.pretrain.aliases_per_state)
-    k = cfg.pretrain.aliases_per_state
-    return {s: words[i * k : (i + 1) * k] for i, s in enumerate(states)}
-
-
 def make_example(
     problem: Problem,
     rng: random.Random,
@@ -54,18 +42,23 @@ def make_example(
     paraphraser: Paraphraser | None,
     with_cot: bool,
     aliases: dict[str, list[str]],
+    explanation: str = "",
 ) -> tuple[list[int], int]:
     """Token ids and the index from which the loss applies."""
     head = prompt_ids(problem)
+    # the output: the answer, and for an explaining task what it restates, then the end token
+    output = [VOCAB.answer_id, VOCAB.index[problem.answer]]
+    if explanation:
+        output += VOCAB.encode(explanation) + [VOCAB.eos_id]
     if not with_cot:
-        return head + [VOCAB.answer_id, VOCAB.index[problem.answer]], len(head)
+        return head + output, len(head)
     if paraphraser is not None and rng.random() < cfg.pretrain.paraphrase_prob:
         cot = paraphraser.paraphrase(legible_cot(problem), problem.prompt, rng)
-        ids = head + VOCAB.encode(cot) + [VOCAB.answer_id, VOCAB.index[problem.answer]]
-        return ids, len(ids) - 1
+        ids = head + VOCAB.encode(cot) + output
+        return ids, len(ids) - len(output) + 1  # the loss starts at the answer
     rate = cfg.pretrain.alias_rate
     cot = " ".join(rng.choice(aliases[s]) if s in aliases and rng.random() < rate else s for s in problem.states)
-    return head + VOCAB.encode(cot) + [VOCAB.answer_id, VOCAB.index[problem.answer]], len(head)
+    return head + VOCAB.encode(cot) + output, len(head)
 
 
 def batch_loss(model: TinyTransformer, examples: list[tuple[list[int], int]]) -> torch.Tensor:
@@ -118,7 +111,7 @@ def pretrain(
             last, models={"policy": model}, optimizers={"policy": opt}, py_rng=rng, generator=generator
         )["step"]
     log = MetricsLog(out / "metrics.jsonl", resume_step=start if resume else None, phase="pretrain")
-    aliases = state_aliases(cfg, task.state_words)
+    aliases = cfg.state_aliases(task.state_words)
     (out / "aliases.json").write_text(json.dumps({"rate": cfg.pretrain.alias_rate, "aliases": aliases}))
     heldout_rng = random.Random(f"heldout-{seed}")
     heldout = [task.sample(heldout_rng) for _ in range(128)]
@@ -155,10 +148,10 @@ def pretrain(
         done = step + 1
         for group in opt.param_groups:
             group["lr"] = cfg.pretrain.lr * sched(step)
-        examples = [
-            make_example(task.sample(rng), rng, cfg, paraphraser, with_cot, aliases)
-            for _ in range(cfg.pretrain.batch_size)
-        ]
+        examples = []
+        for _ in range(cfg.pretrain.batch_size):  # one problem and its example at a time: one random stream
+            problem = task.sample(rng)
+            examples.append(make_example(problem, rng, cfg, paraphraser, with_cot, aliases, task.explanation(problem)))
         loss = batch_loss(model, examples)
         opt.zero_grad(set_to_none=True)
         loss.backward()

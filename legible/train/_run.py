@@ -78,6 +78,8 @@ def run_training(
         monitor=monitor,
         paraphrase_in_loop=cond.paraphrase_in_loop,
         temperature=cfg.rl.temperature,
+        step_paraphrase=cfg.build_step_paraphrase(task),
+        grammar=cfg.legible_grammar(task),
     )
 
     with progress(show_progress) as bars:
