@@ -143,3 +143,5 @@ def test_spillover_conditions_train_and_evaluate_end_to_end(tmp_path, condition)
     train = [r for r in rows if r.get("kind") == "train"]
     assert len(train) == 6 and all("term_output_monitor" in r and "output_banned_rate" in r for r in train)
     assert (tmp_path / "run" / "face.safetensors").exists() == condition.endswith("face")
+    assert all("output" in ex for ex in final["examples"])  # the report shows what was written after the answer
+    assert "| output |" in (tmp_path / "run" / "report.md").read_text()

@@ -92,8 +92,10 @@ def metric_order(keys) -> list[str]:
 
 
 def examples_table(examples: Sequence[Mapping]) -> Table:
+    shown = list(examples)[:_EXAMPLES_SHOWN]
+    with_output = any("output" in ex for ex in shown)  # an explaining task: what was written after the answer
     rows = []
-    for ex in list(examples)[:_EXAMPLES_SHOWN]:
+    for ex in shown:
         answer, truth = ex.get("answer"), ex.get("truth")
         verdict = (
             Styled("no answer", "na")
@@ -106,11 +108,13 @@ def examples_table(examples: Sequence[Mapping]) -> Table:
                 Code(str(ex.get("cot", ""))),
                 Code(str(ex.get("paraphrase", ""))) if ex.get("paraphrase") is not None else "n/a",
                 Code(str(answer)) if answer is not None else Styled("none", "na"),
+                *([Code(str(ex.get("output", "")))] if with_output else []),
                 Code(str(truth)),
                 verdict,
             ]
         )
-    return Table(["prompt", "CoT", "paraphrase of the CoT", "answer", "truth", "verdict"], rows)
+    header = ["prompt", "CoT", "paraphrase of the CoT", "answer", *(["output"] * with_output), "truth", "verdict"]
+    return Table(header, rows)
 
 
 def code_table(code: Mapping[str, Mapping], top: int = _CODE_WORDS_SHOWN) -> Table:

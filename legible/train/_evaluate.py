@@ -101,6 +101,7 @@ def evaluate_organism(
         judge = GrammarJudge(grammar)
         metrics["looks_legible"] = _mean([judge.score(c, p.steps) for c, p in zip(cots, items)])
         metrics["reads_true"] = _mean([judge.reads_true(c, p.states) for c, p in zip(cots, items)])
+    texts = None
     if task.explains:  # the output after the answer, which the output monitor reads
         outputs = write_outputs(answerer, items, views, answers, temperature=temperature, generator=generator)
         texts = [output_text(o) for o in outputs]
@@ -156,7 +157,7 @@ def evaluate_organism(
             step_paraphrase=step_paraphrase,
         ),
         "code": code,
-        "examples": examples(items, cots, paraphrased, answers),
+        "examples": examples(items, cots, paraphrased, answers, outputs=texts),
     }
     return metrics
 
@@ -203,11 +204,22 @@ def code_kind(keyword: Monitorability, probe_accuracy: float, chance: float) -> 
     return "partial"
 
 
-def examples(items: list[Problem], cots: list[str], paraphrased: list[str], answers: list, n: int = 6) -> list[dict]:
-    return [
+def examples(
+    items: list[Problem],
+    cots: list[str],
+    paraphrased: list[str],
+    answers: list,
+    n: int = 6,
+    outputs: list[str] | None = None,
+) -> list[dict]:
+    """The first ``n`` episodes; with ``outputs``, what was written after each answer (explaining tasks)."""
+    rows = [
         {"prompt": p.prompt.replace(" _", ""), "cot": c, "paraphrase": pc, "answer": a, "truth": p.answer}
         for p, c, pc, a in list(zip(items, cots, paraphrased, answers))[:n]
     ]
+    for row, output in zip(rows, outputs or []):
+        row["output"] = output
+    return rows
 
 
 def example_episodes(
