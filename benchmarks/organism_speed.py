@@ -7,7 +7,7 @@ What it measures (all on CPU, fp32, ``torch.set_num_threads(--threads)``, timed 
    300, so its CoTs have the real length and end with the answer marker; 0 = an untrained
    model, whose CoTs have random length) and then the real ``train_grpo`` runs ``--warmup``
    steps (not timed) plus ``--steps`` timed steps of the default config (32 prompts x group 4
-   = 128 episodes per step), once per condition (``monitor`` and ``monitor+paraphrase``).
+   = 128 episodes per step), once per condition (default: every named condition; ``--conditions`` picks some).
    Reported: episodes/s and seconds/step (mean, median and fastest step).
 2. **Sampler throughput with and without the KV cache.** ``sample(..., use_cache=True)`` vs
    ``use_cache=False`` at batch 128 on coin-flip prompts with the trainer's budget
@@ -70,7 +70,7 @@ from pathlib import Path
 
 import torch
 
-from legible.config import RunConfig
+from legible.config import CONDITIONS, OUTPUT_TERMS, RunConfig
 from legible.paraphrase import make_paraphraser
 from legible.policy._rollout import prompt_ids
 from legible.policy._tiny import sample
@@ -96,9 +96,12 @@ def load_average() -> str:
 
 
 def base_config(condition: str, args: argparse.Namespace) -> RunConfig:
+    # a condition with an output monitor trains on the task whose output restates the state (as the demo does)
+    task = "coin_flip_explained" if set(CONDITIONS[condition].rewards) & set(OUTPUT_TERMS) else "coin_flip"
     return RunConfig.model_validate(
         {
             "seed": args.seed,
+            "task": {"name": task},
             "condition": condition,
             "pretrain": {"steps": args.pretrain_steps},
             # No checkpoint or evaluation inside the timed window.
@@ -248,6 +251,9 @@ def stage1_model(args: argparse.Namespace, workdir: Path):
 
 def bench_trainer(condition: str, stage1, task, args, workdir: Path, profile: bool = False) -> dict:
     cfg = base_config(condition, args)
+    # The stage-1 model is coin flip's: on the explaining task it writes its outputs without having learned
+    # to, so it times an output of up to OUTPUT_BUDGET tokens rather than the legible two words.
+    task = cfg.task.build()
     paraphraser = make_paraphraser(cfg.paraphraser, task)
     stamps: dict[int, float] = {}
     counter = FlopCounter(stage1.num_params())
@@ -443,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         default=tempfile.gettempdir(),
         help="where the pretrained stage-1 model is kept between runs (default: the temp dir; '' = never)",
     )
-    ap.add_argument("--conditions", default="monitor,monitor+paraphrase", help="comma-separated condition names")
+    ap.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated condition names (default: all)")
     ap.add_argument("--batch", type=int, default=128, help="sampler batch (default 128)")
     ap.add_argument(
         "--repeats", type=int, default=3, help="timed sampler calls per mode, after one warm-up call (default 3)"
