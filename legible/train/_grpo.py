@@ -161,8 +161,9 @@ def train_grpo(
         # difference of 0.01 into +-1; centring alone (Dr. GRPO) keeps rewards on their scale.
         adv = _advantages(rewards, rl.prompts, rl.scale_advantages)
         cot_adv = _advantages(cot_rewards, rl.prompts, rl.scale_advantages) if cond.targeted else adv
-        # 6. policy loss on its own tokens, KL to stage 1, entropy bonus; the answer token's loss
-        # goes to whoever answered: the policy, or the Face (whose tokens never reach the policy)
+        # 6. policy loss on its own tokens, KL to stage 1, entropy bonus; the loss of the answer token
+        # (and of the output after it) goes to whoever answered: the policy, or the Face (whose tokens
+        # never reach the policy)
         mask = mask.float()
         n_tokens = mask.sum().clamp(min=1)
         loss = -(cot_adv.unsqueeze(1) * logp * mask).sum() / n_tokens
