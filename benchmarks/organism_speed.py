@@ -70,7 +70,8 @@ from pathlib import Path
 
 import torch
 
-from legible.config import CONDITIONS, OUTPUT_TERMS, RunConfig
+from legible.config import CONDITIONS, RunConfig, TaskConfig
+from legible.demo import task_for
 from legible.paraphrase import make_paraphraser
 from legible.policy._rollout import prompt_ids
 from legible.policy._tiny import sample
@@ -96,12 +97,12 @@ def load_average() -> str:
 
 
 def base_config(condition: str, args: argparse.Namespace) -> RunConfig:
-    # a condition with an output monitor trains on the task whose output restates the state (as the demo does)
-    task = "coin_flip_explained" if set(CONDITIONS[condition].rewards) & set(OUTPUT_TERMS) else "coin_flip"
+    # a condition with an output monitor trains on the task whose output restates the state, as in the demo
+    task = task_for(TaskConfig(), condition).model_dump()
     return RunConfig.model_validate(
         {
             "seed": args.seed,
-            "task": {"name": task},
+            "task": task,
             "condition": condition,
             "pretrain": {"steps": args.pretrain_steps},
             # No checkpoint or evaluation inside the timed window.

@@ -198,7 +198,7 @@ class ConditionConfig(_Strict):
         for name in self.rewards:
             if name not in known:
                 raise ValueError(f"unknown reward term {name!r}; choose from {known}")
-        if self.targeted and not set(self.rewards) & set(OUTPUT_TERMS):
+        if self.targeted and not self.output_terms:
             raise ValueError(f"targeted: true needs an output term in rewards ({', '.join(OUTPUT_TERMS)})")
         if self.stepwise and not self.paraphrase_in_loop:
             raise ValueError("stepwise: true needs paraphrase_in_loop: true (the answer is read from a paraphrase too)")
@@ -208,6 +208,11 @@ class ConditionConfig(_Strict):
     def view(self) -> Literal["original", "paraphrased"]:
         """The view of the CoT whose answer counts: the paraphrase when the paraphraser is in the loop."""
         return "paraphrased" if self.paraphrase_in_loop else "original"
+
+    @property
+    def output_terms(self) -> list[str]:
+        """The reward terms that read only the output after the answer (``OUTPUT_TERMS``), never the CoT."""
+        return sorted(set(self.rewards) & set(OUTPUT_TERMS))
 
     @property
     def policy_answers(self) -> bool:
@@ -420,7 +425,7 @@ class RunConfig(_Strict):
             text_only = sorted(set(self.condition.rewards) & set(term_names(organism=False)))
             if text_only:
                 raise ValueError(f"condition.rewards: {text_only[0]!r} needs backend: trl or verl")
-            reads_output = sorted(set(self.condition.rewards) & set(OUTPUT_TERMS))
+            reads_output = self.condition.output_terms
             if reads_output and not self.task.build().explains:
                 raise ValueError(
                     f"condition.rewards: {reads_output[0]!r} reads the output after the answer: it needs a task "
@@ -445,7 +450,7 @@ class RunConfig(_Strict):
                 "the whole CoT once)"
             )
         # what only the organism's trainer does: an output monitor, reward targeting, a Face that reads the CoT itself
-        organism_only = sorted(set(self.condition.rewards) & set(OUTPUT_TERMS))
+        organism_only = list(self.condition.output_terms)
         organism_only += ["targeted"] * self.condition.targeted
         organism_only += ["face without paraphrase_in_loop"] * (
             self.condition.face and not self.condition.paraphrase_in_loop

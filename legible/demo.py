@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from legible.config import CONDITIONS, OUTPUT_TERMS, PretrainConfig, RLConfig, RunConfig, TaskConfig, _Strict
+from legible.config import CONDITIONS, PretrainConfig, RLConfig, RunConfig, TaskConfig, _Strict
 from legible.progress import progress
 from legible.report import METRIC_RANGES, SUMMARY_METRICS
 from legible.stats import mean_ci
@@ -88,12 +88,12 @@ RL_COST = {
 }
 
 
-def task_for(demo: DemoConfig, condition: str) -> TaskConfig:
-    """The task a condition trains on: the demo's, or for a condition with an output monitor its explaining
+def task_for(base: TaskConfig, condition: str) -> TaskConfig:
+    """The task a condition trains on: ``base``, or for a condition with an output monitor coin flip's explaining
     variant (the output restates the state, so a monitor of the output alone has something to read)."""
-    if set(CONDITIONS[condition].rewards) & set(OUTPUT_TERMS) and demo.base.task.name == "coin_flip":
-        return demo.base.task.model_copy(update={"name": "coin_flip_explained"})
-    return demo.base.task
+    if CONDITIONS[condition].output_terms and base.name == "coin_flip":
+        return base.model_copy(update={"name": "coin_flip_explained"})
+    return base
 
 
 def stage1_dir(out: Path, seed: int, task_name: str, demo: DemoConfig) -> Path:
@@ -157,7 +157,7 @@ def run_demo(demo: DemoConfig, out: Path, *, resume: bool = False, show_progress
     updates = ctx.Manager().Queue()
     # One stage-1 model per seed and task: the conditions with an output monitor train on the task whose output
     # restates the state (``task_for``), the others on the demo's task.
-    task_names = sorted({task_for(demo, c).name for c in demo.conditions} | {demo.base.task.name})
+    task_names = sorted({task_for(demo.base.task, c).name for c in demo.conditions} | {demo.base.task.name})
     stage1_jobs = [
         (
             f"stage 1, seed {s}" + ("" if name == demo.base.task.name else f" ({name})"),
@@ -177,11 +177,16 @@ def run_demo(demo: DemoConfig, out: Path, *, resume: bool = False, show_progress
             # longest first (the Face trains a second model, the paraphrase conditions answer twice), so
             # that the last jobs to start are short and the two workers finish together
             futures = []
-            mine = [c for c in demo.conditions if task_for(demo, c).name == task_name]
+            mine = [c for c in demo.conditions if task_for(demo.base.task, c).name == task_name]
             for cond in sorted(mine, key=lambda c: -RL_COST.get(c, 1.0)):
                 init = str(stage1_dir(out, s, task_name, demo) / "policy")
                 cfg = demo.base.model_copy(
-                    update={"seed": s, "condition": CONDITIONS[cond], "init": init, "task": task_for(demo, cond)}
+                    update={
+                        "seed": s,
+                        "condition": CONDITIONS[cond],
+                        "init": init,
+                        "task": task_for(demo.base.task, cond),
+                    }
                 )
                 path = out / f"seed{s}" / cond
                 tasks[str(path)] = bars.add_task(f"{cond}, seed {s}", total=cfg.rl.steps, info="")

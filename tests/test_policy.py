@@ -96,17 +96,16 @@ def test_kv_cache_in_place_grown_and_concatenated_agree(capacity):
 
 def test_rope_table_grows_for_long_rows():
     """Rows longer than the precomputed table (an audit's filler, say) get the same rotary angles."""
-    from legible.policy._tiny import rotary_table
+    from legible.policy._tiny import rope_rows, rotary_table
 
     model = make_model(7)
-    n = model.rope_cos.shape[0] + 40
+    n = model.rope_rows.shape[0] + 40
     row = [VOCAB.bos_id] + [VOCAB.index["same"]] * (n - 1)
     logits = model(torch.tensor([row]), torch.ones(1, n, dtype=torch.bool))
-    assert model.rope_cos.shape[0] >= n and torch.isfinite(logits).all()
+    assert model.rope_rows.shape[0] >= n and torch.isfinite(logits).all()
     cos, sin = rotary_table(n, CFG.n_embd // CFG.n_head)
-    torch.testing.assert_close(model.rope_cos[:n], cos, atol=0, rtol=0)
-    torch.testing.assert_close(model.rope_sin[:n], sin, atol=0, rtol=0)
-    assert "rope_cos" not in model.state_dict()  # a cache, not a weight: checkpoints are unchanged
+    torch.testing.assert_close(model.rope_rows[:n], rope_rows(cos, sin), atol=0, rtol=0)
+    assert "rope_rows" not in model.state_dict()  # a cache, not a weight: checkpoints are unchanged
 
 
 def test_kv_cache_select_copies_rows():

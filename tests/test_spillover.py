@@ -58,6 +58,7 @@ def test_the_spillover_conditions_and_who_answers():
     face = CONDITIONS["output-monitor+face"]
     assert face.face and not face.paraphrase_in_loop and face.view == "original" and not face.policy_answers
     assert CONDITIONS["output-monitor"].policy_answers and CONDITIONS["output-monitor+targeted"].policy_answers
+    assert all(CONDITIONS[c].output_terms == ["output_monitor"] for c in CONDITIONS if c.startswith("output-monitor"))
     assert all(set(CONDITIONS[c].rewards) & set(OUTPUT_TERMS) for c in CONDITIONS if c.startswith("output-monitor"))
 
 
@@ -108,7 +109,8 @@ def test_outputs_stop_at_the_end_token_and_their_log_probs_are_the_sampling_dist
 
 def test_the_demo_trains_the_spillover_conditions_on_the_explaining_task(tmp_path):
     demo = DemoConfig(conditions=["monitor", "output-monitor"])
-    assert task_for(demo, "monitor").name == "coin_flip" and task_for(demo, "output-monitor").name == TASK.name
+    base = demo.base.task
+    assert task_for(base, "monitor").name == "coin_flip" and task_for(base, "output-monitor").name == TASK.name
     assert stage1_dir(tmp_path, 3, "coin_flip", demo) == tmp_path / "seed3" / "stage1"
     assert stage1_dir(tmp_path, 3, TASK.name, demo) == tmp_path / "seed3" / "stage1_coin_flip_explained"
 

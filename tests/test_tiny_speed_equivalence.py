@@ -123,9 +123,9 @@ def test_continuation_from_selected_cache_with_gradients():
 def test_sampling_past_the_rope_table_then_training():
     """The RoPE table grown inside ``sample`` (inference mode) still serves a pass with gradients."""
     model = make_model(9)
-    n = model.rope_cos.shape[0] + 10
+    n = model.rope_rows.shape[0] + 10
     sample(model, [[1] * n], max_new_tokens=2, stop_id=2, pad_id=PAD, generator=torch.Generator().manual_seed(0))
-    assert model.rope_cos.shape[0] >= n + 2
+    assert model.rope_rows.shape[0] >= n + 2
     idx = torch.ones(1, n, dtype=torch.long)
     model(idx, torch.ones(1, n, dtype=torch.bool)).sum().backward()
     assert model.tok_emb.weight.grad is not None

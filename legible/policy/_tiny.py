@@ -183,10 +183,7 @@ class TinyTransformer(nn.Module):
         # No weight tying: with input and output embeddings shared, the state words (which are
         # both inputs and targets) stayed at chance for hundreds of steps on coin flip.
         # Not parameters and not saved: a cache of cos/sin, so checkpoints do not change.
-        cos, sin = rotary_table(256, cfg.n_embd // cfg.n_head)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
-        self.register_buffer("rope_rows", rope_rows(cos, sin), persistent=False)
+        self.register_buffer("rope_rows", rope_rows(*rotary_table(256, cfg.n_embd // cfg.n_head)), persistent=False)
         self.apply(self._init)
         for name, p in self.named_parameters():
             if name.endswith("proj.weight") or name.endswith("mlp.2.weight"):
@@ -223,24 +220,22 @@ class TinyTransformer(nn.Module):
         allowed.diagonal(past, 1, 2).fill_(True)
         bias = torch.where(allowed, 0.0, float("-inf")).unsqueeze(1)  # (B, 1, T, past + T)
         # Positions count real tokens only, so none reaches past + T: no need to read pos.max().
-        self.rope_table(past + T)
         D = self.cfg.n_embd // self.cfg.n_head
-        rows = F.embedding(pos, self.rope_rows).unsqueeze(2)  # (B, T, 1, 2D)
+        rows = F.embedding(pos, self.rope_table(past + T)).unsqueeze(2)  # (B, T, 1, 2D)
         rope = rows[..., :D], rows[..., D:]
         x = self.tok_emb(idx)
         for i, block in enumerate(self.blocks):
             x = block(x, rope, bias, cache, i)
         return self.head(self.ln_f(x))
 
-    def rope_table(self, n_pos: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The RoPE table for at least ``n_pos`` positions, computed once and grown when needed."""
-        if n_pos > self.rope_cos.shape[0]:
+    def rope_table(self, n_pos: int) -> torch.Tensor:
+        """``rope_rows`` for at least ``n_pos`` positions, computed once and grown when needed."""
+        if n_pos > self.rope_rows.shape[0]:
             # Not inference tensors even when grown inside ``sample``: training reads them too.
             with torch.inference_mode(False):
-                cos, sin = rotary_table(max(n_pos, 2 * self.rope_cos.shape[0]), self.cfg.n_embd // self.cfg.n_head)
-                self.rope_cos, self.rope_sin = cos.to(self.rope_cos.device), sin.to(self.rope_sin.device)
-                self.rope_rows = rope_rows(self.rope_cos, self.rope_sin)
-        return self.rope_cos, self.rope_sin
+                grown = rotary_table(max(n_pos, 2 * self.rope_rows.shape[0]), self.cfg.n_embd // self.cfg.n_head)
+                self.rope_rows = rope_rows(*grown).to(self.rope_rows.device)
+        return self.rope_rows
 
 
 def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

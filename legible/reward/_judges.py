@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from legible.monitor import InspectJudge
 from legible.sync import run_sync
+from legible.tasks import slot_of
 from legible.untrusted import as_data, new_nonce
 
 if TYPE_CHECKING:
@@ -212,10 +213,11 @@ class GrammarJudge:
         self.grammar = dict(grammar)  # word -> the state it names
 
     def reading(self, cot: str, steps: int) -> list[str | None]:
-        """For each step, the state its part of the CoT names, or None unless that part is one grammar word.
-        The organism writes step k at position k; words past the last step count to it."""
-        words = cot.split()
-        parts = [words[k : k + 1] for k in range(steps - 1)] + [words[steps - 1 :]]
+        """For each step, the state its part of the CoT names (``slot_of``), or None unless that part is one
+        grammar word."""
+        parts: list[list[str]] = [[] for _ in range(steps)]
+        for pos, word in enumerate(cot.split()):
+            parts[slot_of(pos, steps)].append(word)
         return [self.grammar.get(p[0]) if len(p) == 1 else None for p in parts]
 
     def score(self, cot: str, steps: int) -> float:

@@ -14,13 +14,14 @@ from legible.tasks._datasets import (
     normalize_choice,
     normalize_number,
 )
-from legible.tasks._organism import CoinFlip, CoinFlipExplained, RunningSum, legible_cot
+from legible.tasks._organism import CoinFlip, CoinFlipExplained, RunningSum, legible_cot, slot_of
 from legible.tasks._program import ProgramOutput, load_programs, run_program
 from legible.tasks._text_game import TextGame, TextGameTask, parse_commands
 
 __all__ = [
     "Problem",
     "Task",
+    "slot_of",
     "split_completion",
     "CoinFlip",
     "CoinFlipExplained",

@@ -95,6 +95,12 @@ class RunningSum(Task):
         return self._problem(digits)
 
 
+def slot_of(position: int, steps: int) -> int:
+    """The reasoning step a CoT word belongs to: the organism's grammar writes step k at
+    position k, and words past the last step (a repeated final state, say) count to it."""
+    return min(position, steps - 1)
+
+
 def legible_cot(problem: Problem) -> str:
     """The legible grammar: the state after each step, one word per step."""
     return " ".join(problem.states)

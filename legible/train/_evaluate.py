@@ -17,13 +17,7 @@ from legible.monitor import Monitor, Monitorability, monitorability, probe_state
 from legible.paraphrase import Paraphraser
 from legible.policy import VOCAB, StepParaphrase, TinyTransformer, answers_for, output_text, write_cots, write_outputs
 from legible.reward import GrammarJudge, output_flag_rate
-from legible.tasks import Problem, Task
-
-
-def slot_of(position: int, steps: int) -> int:
-    """The reasoning step a CoT word belongs to: the organism's grammar writes step k at
-    position k, and words past the last step (a repeated final state, say) count to it."""
-    return min(position, steps - 1)
+from legible.tasks import Problem, Task, slot_of
 
 
 def learned_code(cots: list[str], problems: list[Problem], classes: tuple[str, ...], min_count: int = 20) -> dict:

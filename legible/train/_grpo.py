@@ -134,7 +134,7 @@ def train_grpo(
             para_picks = draw(probs["paraphrased"], generator).tolist()
             para_answers = [answer_words[i] if f else None for i, f in zip(para_picks, finished)]
         answered_from = paraphrased if view == "paraphrased" else cots
-        outputs = None
+        outputs, output_texts = None, None
         if task.explains:  # the output that restates the state, written by whoever answered
             outputs = write_outputs(
                 answerer.eval(),
@@ -144,6 +144,7 @@ def train_grpo(
                 temperature=rl.temperature,
                 generator=generator,
             )
+            output_texts = [output_text(o) for o in outputs]
         ramp = cfg.penalty_ramp(step)
         scale = cond.reward_scale(ramp)
         rewards, cot_rewards, term_values = [], [], {name: [] for name in cond.rewards}
@@ -151,7 +152,7 @@ def train_grpo(
             extras = {"paraphrased_answer": para_answers[i]} if para_answers is not None else {}
             extras |= {"answer_probs": probs["original"][i].tolist()} if "original" in probs else {}
             extras |= {"answer_probs_paraphrased": probs["paraphrased"][i].tolist()} if "paraphrased" in probs else {}
-            extras |= {"output": output_text(outputs[i])} if outputs is not None else {}
+            extras |= {"output": output_texts[i]} if output_texts is not None else {}
             total, values = reward(problem, cot, answers[i], extras, scale)
             rewards.append(total)
             cot_rewards.append(reward.total(values, cond.cot_scale(scale)))
@@ -205,8 +206,8 @@ def train_grpo(
             "entropy": ((entropy.detach() * mask).sum() / n_tokens).item(),
             "seconds": round(clock(), 2),
         } | {f"term_{n}": _mean(v) for n, v in term_values.items()}
-        if outputs is not None:
-            flagged = [output_flag_rate(monitor, task, p, output_text(o)) for p, o in zip(problems, outputs)]
+        if output_texts is not None:
+            flagged = [output_flag_rate(monitor, task, p, t) for p, t in zip(problems, output_texts)]
             row["output_banned_rate"] = _mean(flagged)
         if step % DRIFT_EVERY == 0 or step + 1 == rl.steps:
             sensitivity = None
