@@ -10,7 +10,7 @@ from typing import NamedTuple, Protocol
 
 import torch
 
-from legible.policy._tiny import KVCache, TinyTransformer, left_pad, right_pad, sample, shared_prompts
+from legible.policy._tiny import KVCache, TinyTransformer, last_column, left_pad, right_pad, sample, shared_prompts
 from legible.policy._vocab import VOCAB
 from legible.tasks import Problem, Task
 
@@ -87,10 +87,15 @@ def write_cots(
 
 
 def continuation_logits(
-    model: TinyTransformer, problems: list[Problem], continuations: list[list[int]]
+    model: TinyTransformer,
+    problems: list[Problem],
+    continuations: list[list[int]],
+    at: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Logits (E, C + 1, V): column j is what ``model`` predicts after row i's prompt and the first
-    j tokens of its continuation (C = the longest continuation; rows are right-padded).
+    j tokens of its continuation (C = the longest continuation; rows are right-padded). With ``at``
+    (E, K), only columns ``at + 1``, each at least 1: (E, K, V), computed at those columns alone
+    (``TinyTransformer.forward``).
 
     Rows that share a prompt (a GRPO group: the same problem G times) share one pass over it:
     the prompt runs once and every row continues from a copy of its keys and values. That is
@@ -99,8 +104,10 @@ def continuation_logits(
     distinct, copy_of = shared_prompts([prompt_ids(p) for p in problems])
     ids, mask = left_pad(distinct, VOCAB.pad_id)
     cache = KVCache(model.cfg.n_layer)
-    after_prompt = model(ids, mask, cache)[:, -1:, :].index_select(0, copy_of)
+    after_prompt = model(ids, mask, cache, at=last_column(ids)).index_select(0, copy_of)
     cont, cont_mask = right_pad(continuations, VOCAB.pad_id)
+    if at is not None:
+        return model(cont, cont_mask, cache.select(copy_of), at=at)
     if cont.shape[1] == 0:
         return after_prompt
     return torch.cat([after_prompt, model(cont, cont_mask, cache.select(copy_of))], 1)
@@ -112,8 +119,8 @@ def answer_logprobs(
     """Log-probabilities (E, A) over ``answer_words`` that the answerer gives after reading
     ``prompt cot answer``; differentiable, so the trainer uses it for the answer's loss."""
     rows = [VOCAB.encode(c) + [VOCAB.answer_id] for c in cots]
-    logits = continuation_logits(answerer, problems, rows)
-    last = logits[torch.arange(len(rows)), torch.tensor([len(r) for r in rows])]
+    marker = torch.tensor([[len(r) - 1] for r in rows])  # the answer marker's column, the last of each row
+    last = continuation_logits(answerer, problems, rows, at=marker)[:, 0]
     return last[:, VOCAB.ids(answer_words)].log_softmax(-1)
 
 
@@ -186,14 +193,15 @@ def output_logprobs(
     mask (E, L) of real output tokens (none where there is no answer); differentiable."""
     heads = [_answered(v, a) if a is not None else [] for v, a in zip(views, answers)]
     kept = [o if a is not None else [] for o, a in zip(outputs, answers)]
-    logits = continuation_logits(answerer, problems, [h + o for h, o in zip(heads, kept)])
+    rows = [h + o for h, o in zip(heads, kept)]
     width = max((len(o) for o in kept), default=0)
     targets, mask = right_pad(kept, VOCAB.pad_id)
     if width == 0:
-        return logits.new_zeros(len(kept), 0), mask
-    # column j of the logits predicts continuation token j: output token k of row i sits at len(heads[i]) + k
-    at = (torch.tensor([len(h) for h in heads]).unsqueeze(1) + torch.arange(width)).clamp(max=logits.shape[1] - 1)
-    picked = logits.gather(1, at.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
+        return torch.zeros(len(kept), 0), mask
+    # output token k of row i is predicted after continuation token len(heads[i]) + k - 1 (the answer's, for k = 0)
+    widest = max(len(r) for r in rows)
+    at = (torch.tensor([len(h) for h in heads]).unsqueeze(1) + torch.arange(width) - 1).clamp(0, widest - 1)
+    picked = continuation_logits(answerer, problems, rows, at=at)
     logp = (picked / temperature).log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     return logp, mask
 

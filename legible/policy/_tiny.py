@@ -135,7 +135,13 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
 
     def forward(
-        self, x: torch.Tensor, rope: tuple, bias: torch.Tensor, cache: KVCache | None, layer: int
+        self,
+        x: torch.Tensor,
+        rope: tuple,
+        bias: torch.Tensor,
+        cache: KVCache | None,
+        layer: int,
+        at: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, T, C = x.shape
         H, D = self.n_head, C // self.n_head
@@ -144,6 +150,10 @@ class SelfAttention(nn.Module):
         q, k, v = qk[:, :, :H].transpose(1, 2), qk[:, :, H:].transpose(1, 2), qkv[:, :, 2 * H :].transpose(1, 2)
         if cache is not None:
             k, v = cache.store(layer, k, v)
+        if at is not None:  # queries at those columns only; keys and values everywhere
+            q = q.gather(2, at[:, None, :, None].expand(B, H, -1, D))
+            bias = bias.gather(2, at[:, None, :, None].expand(B, 1, -1, bias.shape[-1]))
+            T = at.shape[1]
         # Written out rather than F.scaled_dot_product_attention: at these sizes (head dim 16,
         # one query per decode step) the fused kernel was slower, still so on torch 2.13.
         probs = torch.add(bias, q @ k.transpose(-2, -1), alpha=D**-0.5).softmax(-1)
@@ -167,8 +177,11 @@ class Block(nn.Module):
             nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(), nn.Linear(4 * cfg.n_embd, cfg.n_embd)
         )
 
-    def forward(self, x, rope, bias, cache, layer):
-        x = x + self.attn(self.ln1(x), rope, bias, cache, layer)
+    def forward(self, x, rope, bias, cache, layer, at=None):
+        y = self.attn(self.ln1(x), rope, bias, cache, layer, at)
+        if at is not None:
+            x = x.gather(1, at.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        x = x + y
         return x + self.mlp(self.ln2(x))
 
 
@@ -201,10 +214,15 @@ class TinyTransformer(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: torch.Tensor, mask: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(
+        self, idx: torch.Tensor, mask: torch.Tensor, cache: KVCache | None = None, at: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits (B, T, V) for ``idx`` (B, T); ``mask`` marks real tokens (False = padding).
 
-        With a ``cache``, ``idx`` continues the cached tokens and the cache is extended.
+        With a ``cache``, ``idx`` continues the cached tokens and the cache is extended. With ``at`` (B, K),
+        only the logits after those columns of each row: (B, K, V). Every layer still computes keys and
+        values at every position, but the last one attends from, and runs its MLP and the head at, those
+        columns only: an answer pass reads one column of forty.
         """
         B, T = idx.shape
         past = 0 if cache is None else cache.length
@@ -224,8 +242,9 @@ class TinyTransformer(nn.Module):
         rows = F.embedding(pos, self.rope_table(past + T)).unsqueeze(2)  # (B, T, 1, 2D)
         rope = rows[..., :D], rows[..., D:]
         x = self.tok_emb(idx)
+        last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            x = block(x, rope, bias, cache, i)
+            x = block(x, rope, bias, cache, i, at if i == last else None)
         return self.head(self.ln_f(x))
 
     def rope_table(self, n_pos: int) -> torch.Tensor:
@@ -248,22 +267,21 @@ def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch
 def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack token lists into a left-padded (ids, mask) pair."""
     width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.bool)
-    for i, r in enumerate(rows):
-        if r:
-            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
-            mask[i, width - len(r) :] = True
-    return ids, mask
+    # one tensor from padded lists: filling row by row cost two small copies per row
+    ids = torch.tensor([[pad_id] * (width - len(r)) + list(r) for r in rows], dtype=torch.long).view(len(rows), width)
+    return ids, torch.arange(width) >= torch.tensor([width - len(r) for r in rows]).unsqueeze(1)
 
 
 def right_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack token lists into a right-padded (ids, mask) pair: continuations of a cache."""
     width = max((len(r) for r in rows), default=0)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    ids = torch.tensor([list(r) + [pad_id] * (width - len(r)) for r in rows], dtype=torch.long).view(len(rows), width)
     return ids, torch.arange(width) < torch.tensor([len(r) for r in rows]).unsqueeze(1)
+
+
+def last_column(ids: torch.Tensor) -> torch.Tensor:
+    """``at`` for a left-padded batch's last column, after which every row continues: (B, 1)."""
+    return torch.full((ids.shape[0], 1), ids.shape[1] - 1, dtype=torch.long)
 
 
 def shared_prompts(prompts: list[list[int]]) -> tuple[list[list[int]], torch.Tensor]:
@@ -300,11 +318,11 @@ def sample(
         distinct, copy_of = shared_prompts(prompts)
         ids, mask = left_pad(distinct, pad_id)
         cache = KVCache(model.cfg.n_layer, ids.shape[1] + max_new_tokens)
-        logits = model(ids, mask, cache)[:, -1, :].index_select(0, copy_of)
+        logits = model(ids, mask, cache, at=last_column(ids))[:, 0].index_select(0, copy_of)
         cache = cache.select(copy_of)
     else:
         ids, mask = left_pad(prompts, pad_id)
-        logits = model(ids, mask)[:, -1, :]
+        logits = model(ids, mask, at=last_column(ids))[:, 0]
     out = torch.full((B, max_new_tokens), pad_id, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool)
     for t in range(max_new_tokens):

@@ -64,13 +64,15 @@ def make_example(
 def batch_loss(model: TinyTransformer, examples: list[tuple[list[int], int]]) -> torch.Tensor:
     ids, mask = left_pad([e[0] for e in examples], VOCAB.pad_id)
     width = ids.shape[1]
-    target_mask = torch.zeros_like(mask)
-    for i, (row, start) in enumerate(examples):
-        target_mask[i, width - len(row) + start :] = True
-    logits = model(ids, mask)[:, :-1]
-    loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-    tm = target_mask[:, 1:]
-    return (loss * tm).sum() / tm.sum()
+    # Rows end together (left padding), so every target lies in the last ``span`` columns; the model computes
+    # its output only after the columns that predict them, not over the prompts.
+    span = max(len(row) - start for row, start in examples)
+    targets = ids[:, width - span :]
+    target_mask = torch.arange(span).unsqueeze(0) >= torch.tensor([[span - len(r) + s] for r, s in examples])
+    at = torch.arange(width - span - 1, width - 1).expand(len(examples), -1)
+    logits = model(ids, mask, at=at)
+    loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    return (loss * target_mask).sum() / target_mask.sum()
 
 
 def build_model(cfg: RunConfig, task: Task) -> TinyTransformer:
