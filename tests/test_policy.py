@@ -285,7 +285,7 @@ def test_write_cots_splits_marker_and_text():
     task = CoinFlip(min_steps=3, max_steps=4)
     problems = [task.sample(random.Random(i)) for i in range(6)]
     model = make_model()
-    tokens, cots, finished, read = write_cots(
+    tokens, cots, finished, read, _ = write_cots(
         model, problems, max_steps=4, temperature=1.0, generator=torch.Generator().manual_seed(0)
     )
     assert read == tokens  # no step paraphrase: the policy reads back its own tokens
@@ -375,3 +375,38 @@ def test_draw_samples_the_given_distribution():
     freq = torch.bincount(picks[:, 0], minlength=4).float() / 20000
     torch.testing.assert_close(freq, torch.tensor([0.7, 0.2, 0.1, 0.0]), atol=0.015, rtol=0)
     assert bool((picks[:, 1] == 3).all())  # a zero-probability token is never drawn
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+@pytest.mark.parametrize("budget", [6, 60])
+def test_the_answer_distribution_read_off_the_sampling_pass_equals_an_answer_pass(use_cache, budget):
+    """``after_stop``: the logits after each row's stop token equal a separate pass over the CoT, for the
+    rows that stop last too (they need one more step: all rows stop within 60 tokens, and within 6 some
+    rows stop at the last token while others never stop); a row that never stops gets zeros."""
+    from legible.policy._tiny import sample
+
+    task = CoinFlip(min_steps=2, max_steps=5)
+    problems = [task.sample(random.Random(i)) for i in range(16)]
+    model = make_model()
+    with torch.no_grad():  # the answer marker about one token in six, so rows stop at many lengths
+        model.ln_f.bias[0] = 10.0
+        model.head.weight[VOCAB.answer_id, 0] += 0.4
+    rows, after = sample(
+        model,
+        [prompt_ids(p) for p in problems],
+        max_new_tokens=budget,
+        stop_id=VOCAB.answer_id,
+        pad_id=VOCAB.pad_id,
+        generator=torch.Generator().manual_seed(1),
+        use_cache=use_cache,
+        after_stop=True,
+    )
+    stopped = [i for i, r in enumerate(rows) if r and r[-1] == VOCAB.answer_id]
+    never = [i for i in range(len(rows)) if i not in stopped]
+    assert len({len(rows[i]) for i in stopped}) > 3
+    assert (never and max(len(rows[i]) for i in stopped) == budget) if budget == 6 else not never
+    cots = [VOCAB.decode(rows[i][:-1]) for i in stopped]
+    expected = answer_logprobs(model, [problems[i] for i in stopped], cots, task.answer_words)
+    got = after[stopped][:, VOCAB.ids(task.answer_words)].log_softmax(-1)
+    torch.testing.assert_close(got, expected.detach(), atol=1e-5, rtol=0)
+    assert after[never].abs().sum() == 0

@@ -40,7 +40,7 @@ def test_the_policy_reads_back_the_paraphrase_and_its_log_probs_condition_on_it(
     model = make_model()
     problems = _problems()
     step = WordWise(TASK.state_words)
-    tokens, cots, finished, read = write_cots(
+    tokens, cots, finished, read, _ = write_cots(
         model, problems, max_steps=6, temperature=0, generator=torch.Generator().manual_seed(0), step_paraphrase=step
     )
     assert any(r != t for r, t in zip(read, tokens)), "the untrained model writes non-state words: some are redrawn"

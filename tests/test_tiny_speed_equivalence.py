@@ -129,3 +129,37 @@ def test_sampling_past_the_rope_table_then_training():
     idx = torch.ones(1, n, dtype=torch.long)
     model(idx, torch.ones(1, n, dtype=torch.bool)).sum().backward()
     assert model.tok_emb.weight.grad is not None
+
+
+def test_logits_at_chosen_columns_match_the_whole_pass_with_gradients():
+    """``at``: the last layer computes only the columns asked for (an answer pass reads one per row); the
+    logits and gradients are those of the whole pass at those columns, padding queries included."""
+    model, ref = make_model(10), make_model(10)
+    idx, mask = left_padded(12, 15, seed=11)
+    g = torch.Generator().manual_seed(12)
+    at = torch.randint(0, 15, (12, 3), generator=g)
+    at[:, 0] = 14  # the last column, as answer and prompt passes read it
+    out = model(idx, mask, at=at)
+    expected = reference_logits(ref, idx, mask).gather(1, at.unsqueeze(-1).expand(-1, -1, CFG.vocab_size))
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+    weights = torch.randn(out.shape, generator=g)
+    (out * weights).sum().backward()
+    (expected * weights).sum().backward()
+    for (name, p), p_ref in zip(model.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, p_ref.grad, atol=1e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_logits_at_columns_of_a_cached_continuation():
+    """``at`` on a continuation of a cache (right-padded, as ``continuation_logits`` runs it): the keys and
+    values of every position still reach the cache, so a later call sees the whole row."""
+    model = make_model(13)
+    idx, mask = left_padded(8, 20, seed=14)
+    expected = reference_logits(model, idx, mask)
+    with torch.no_grad():
+        cache = KVCache(CFG.n_layer)
+        first = model(idx[:, :9], mask[:, :9], cache, at=torch.full((8, 1), 8))
+        middle = model(idx[:, 9:15], mask[:, 9:15], cache, at=torch.tensor([[5], [2]] * 4))
+        rest = model(idx[:, 15:], mask[:, 15:], cache)
+    torch.testing.assert_close(first[:, 0], expected[:, 8], atol=1e-5, rtol=0)
+    torch.testing.assert_close(middle[:, 0], expected[torch.arange(8), torch.tensor([14, 11] * 4)], atol=1e-5, rtol=0)
+    torch.testing.assert_close(rest, expected[:, 15:], atol=1e-5, rtol=0)

@@ -146,3 +146,44 @@ def test_custom_condition_with_paraphrase_outcome_trains(tmp_path):
     train_rows = [r for r in rows if r.get("kind") == "train"]
     assert len(train_rows) == 4
     assert all(0.0 <= r["term_paraphrase_outcome"] <= 1.0 and r["term_length"] < 0 for r in train_rows)
+
+
+def test_stage1_loss_reads_only_the_target_columns_and_equals_the_whole_pass():
+    """``batch_loss`` runs the last layer only after the columns that predict a target; the loss is the
+    token-averaged cross-entropy of the whole pass over each row's targets (the CoT and output of plain
+    examples, the answer of paraphrased ones), and so is its gradient."""
+    import random
+
+    import torch
+
+    from legible.config import RunConfig
+    from legible.paraphrase import make_paraphraser
+    from legible.policy import VOCAB, left_pad
+    from legible.train._pretrain import batch_loss, build_model, make_example
+
+    cfg = RunConfig()
+    task = cfg.task.build()
+    paraphraser = make_paraphraser(cfg.paraphraser, task)
+    rng = random.Random(0)
+    aliases = cfg.state_aliases(task.state_words)
+    examples = [make_example(task.sample(rng), rng, cfg, paraphraser, True, aliases) for _ in range(16)]
+    assert len({start for _, start in examples}) > 1 and len({len(row) for row, _ in examples}) > 1
+    torch.manual_seed(0)
+    model, ref = build_model(cfg, task), build_model(cfg, task)
+    ref.load_state_dict(model.state_dict())
+
+    ids, mask = left_pad([row for row, _ in examples], VOCAB.pad_id)
+    logits = ref(ids, mask)
+    total, count = 0.0, 0
+    for i, (row, start) in enumerate(examples):
+        first = ids.shape[1] - len(row) + start  # the column of the first target token
+        for col in range(first, ids.shape[1]):
+            total = total - logits[i, col - 1].log_softmax(-1)[ids[i, col]]
+            count += 1
+    expected = total / count
+    loss = batch_loss(model, examples)
+    torch.testing.assert_close(loss, expected, atol=1e-5, rtol=0)
+    loss.backward()
+    expected.backward()
+    for p, p_ref in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, p_ref.grad, atol=1e-5, rtol=1e-4)

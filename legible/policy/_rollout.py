@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple, Protocol
 
 import torch
+import torch.nn.functional as F
 
 from legible.policy._tiny import KVCache, TinyTransformer, last_column, left_pad, right_pad, sample, shared_prompts
 from legible.policy._vocab import VOCAB
@@ -31,13 +32,15 @@ class StepParaphrase(Protocol):
 
 class Written(NamedTuple):
     """CoTs the policy wrote: its tokens (the answer marker included when written), their text, whether the
-    marker was written (no marker: no answer), and the tokens it read back (its own, or their step-wise
-    paraphrase), which its log-probabilities are conditioned on."""
+    marker was written (no marker: no answer), the tokens it read back (its own, or their step-wise
+    paraphrase), which its log-probabilities are conditioned on, and when asked for, the logits (E, V) the
+    policy gives after its answer marker: its answer distribution, read off the sampling pass."""
 
     tokens: list[list[int]]
     cots: list[str]
     finished: list[bool]
     read: list[list[int]]
+    answer_logits: torch.Tensor | None = None
 
 
 def write_cots(
@@ -49,9 +52,11 @@ def write_cots(
     generator: torch.Generator | None,
     prefixes: list[list[int]] | None = None,
     step_paraphrase: StepParaphrase | None = None,
+    answer_logits: bool = False,
 ) -> Written:
     """Sample CoTs until the answer marker, after each problem's prompt and prefix (the policy's words
-    so far). With ``step_paraphrase``, the policy reads every token, the prefix's included, through it."""
+    so far). With ``step_paraphrase``, the policy reads every token, the prefix's included, through it.
+    With ``answer_logits``, also the logits after each answer marker (``Written.answer_logits``)."""
     prefixes = prefixes or [[] for _ in problems]
     budget = 2 * max_steps + 4
     feed, reread = None, lambda rows: rows
@@ -79,11 +84,13 @@ def write_cots(
         temperature=temperature,
         generator=generator,
         feed=feed,
+        after_stop=answer_logits,
     )
+    new, after = new if answer_logits else (new, None)
     tokens = [pre + n for pre, n in zip(prefixes, new)]
     finished = [bool(t) and t[-1] == VOCAB.answer_id for t in tokens]
     cots = [VOCAB.decode(t[:-1] if f else t) for t, f in zip(tokens, finished)]
-    return Written(tokens, cots, finished, reread(tokens))
+    return Written(tokens, cots, finished, reread(tokens), after)
 
 
 def continuation_logits(
@@ -105,12 +112,29 @@ def continuation_logits(
     ids, mask = left_pad(distinct, VOCAB.pad_id)
     cache = KVCache(model.cfg.n_layer)
     after_prompt = model(ids, mask, cache, at=last_column(ids)).index_select(0, copy_of)
-    cont, cont_mask = right_pad(continuations, VOCAB.pad_id)
-    if at is not None:
-        return model(cont, cont_mask, cache.select(copy_of), at=at)
-    if cont.shape[1] == 0:
-        return after_prompt
-    return torch.cat([after_prompt, model(cont, cont_mask, cache.select(copy_of))], 1)
+    # Rows run in groups of similar length, each padded to its own longest: continuations vary (a paraphrase
+    # from 10 to 30 words), and one batch padded to the longest spent two fifths of an answer pass on padding.
+    order = sorted(range(len(continuations)), key=lambda i: len(continuations[i]))
+    parts = []
+    for start in range(0, len(order), LENGTH_GROUP):
+        rows = torch.tensor(order[start : start + LENGTH_GROUP])
+        cont, cont_mask = right_pad([continuations[i] for i in rows.tolist()], VOCAB.pad_id)
+        width = cont.shape[1]
+        if width == 0:
+            parts.append(after_prompt.new_zeros(len(rows), 0 if at is None else at.shape[1], after_prompt.shape[-1]))
+            continue
+        # a column past a row's continuation is padding, whose logits mean nothing (callers mask it)
+        cols = None if at is None else at.index_select(0, rows).clamp(max=width - 1)
+        parts.append(model(cont, cont_mask, cache.select(copy_of.index_select(0, rows)), at=cols))
+    widest = max(p.shape[1] for p in parts)
+    back = torch.tensor(order).argsort()  # each row's place among the grouped rows
+    logits = torch.cat([F.pad(p, (0, 0, 0, widest - p.shape[1])) for p in parts]).index_select(0, back)
+    return logits if at is not None else torch.cat([after_prompt, logits], 1)
+
+
+# Rows per length group in ``continuation_logits``: a quarter of a training batch, so each pass stays wide
+# enough that the cost per call does not outweigh the padding saved.
+LENGTH_GROUP = 32
 
 
 def answer_logprobs(
@@ -227,7 +251,8 @@ def answers_for(
 def greedy_accuracy(model: TinyTransformer, task: Task, items: list[Problem], with_cot: bool = True) -> list[float]:
     """Per-problem correctness of greedy decoding: the model writes its CoT (or none) and answers."""
     if with_cot:
-        _, cots, finished, _ = write_cots(model, items, max_steps=task.max_steps, temperature=0, generator=None)
+        written = write_cots(model, items, max_steps=task.max_steps, temperature=0, generator=None)
+        cots, finished = written.cots, written.finished
     else:
         cots, finished = [""] * len(items), [True] * len(items)
     return [task.score(p, a) for p, a in zip(items, answers_for(model, items, cots, finished, task))]

@@ -304,28 +304,49 @@ def sample(
     generator: torch.Generator | None = None,
     use_cache: bool = True,
     feed: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
-) -> list[list[int]]:
+    after_stop: bool = False,
+) -> list[list[int]] | tuple[list[list[int]], torch.Tensor]:
     """Sample continuations of ``prompts`` until ``stop_id`` (kept) or ``max_new_tokens``.
 
     ``temperature=0`` is greedy. ``use_cache=False`` recomputes the whole prefix each step; it
     exists to check and to benchmark the cache against. ``feed(tokens, t)`` gives what the model
     reads back in place of the tokens it drew at step t (step-wise paraphrasing; it must keep
-    ``pad_id``); the tokens returned are the ones drawn.
+    ``pad_id``); the tokens returned are the ones drawn. With ``after_stop``, also the logits (B, V)
+    the model gives after each row's stop token (zeros for a row that never wrote one): the
+    distribution of whatever follows it, at the cost of one more step for the rows that stop last.
     """
     B = len(prompts)
     cache = None
     if use_cache:
         distinct, copy_of = shared_prompts(prompts)
         ids, mask = left_pad(distinct, pad_id)
-        cache = KVCache(model.cfg.n_layer, ids.shape[1] + max_new_tokens)
+        cache = KVCache(model.cfg.n_layer, ids.shape[1] + max_new_tokens + 1)
         logits = model(ids, mask, cache, at=last_column(ids))[:, 0].index_select(0, copy_of)
         cache = cache.select(copy_of)
     else:
         ids, mask = left_pad(prompts, pad_id)
         logits = model(ids, mask, at=last_column(ids))[:, 0]
+
+    def read(nxt: torch.Tensor, t: int) -> torch.Tensor:
+        """The logits after the model reads the tokens drawn at step t."""
+        nonlocal ids, mask
+        real = (nxt != pad_id).unsqueeze(1)
+        if feed is not None:
+            nxt = feed(nxt, t)
+        if cache is not None:
+            return model(nxt.unsqueeze(1), real, cache)[:, -1, :]
+        ids = torch.cat([ids, nxt.unsqueeze(1)], 1)
+        mask = torch.cat([mask, real], 1)
+        return model(ids, mask)[:, -1, :]
+
     out = torch.full((B, max_new_tokens), pad_id, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool)
+    after = torch.zeros(B, logits.shape[-1]) if after_stop else None
+    t = 0
     for t in range(max_new_tokens):
+        if after is not None and t > 0:
+            stopped = out[:, t - 1] == stop_id
+            after[stopped] = logits[stopped]
         logits[:, pad_id] = float("-inf")  # padding is never a real token
         if temperature == 0:
             nxt = logits.argmax(-1)
@@ -337,15 +358,11 @@ def sample(
         done = done | (nxt == stop_id)
         if bool(done.all()) or t + 1 == max_new_tokens:
             break
-        real = (nxt != pad_id).unsqueeze(1)
-        if feed is not None:
-            nxt = feed(nxt, t)
-        if cache is not None:
-            logits = model(nxt.unsqueeze(1), real, cache)[:, -1, :]
-        else:
-            ids = torch.cat([ids, nxt.unsqueeze(1)], 1)
-            mask = torch.cat([mask, real], 1)
-            logits = model(ids, mask)[:, -1, :]
+        logits = read(nxt, t)
+    if after is not None and max_new_tokens > 0:
+        stopped = out[:, t] == stop_id  # the rows that stopped at the last step read their stop token now
+        if bool(stopped.any()):
+            after[stopped] = read(out[:, t], t)[stopped]
     rows = []
     for r in out.tolist():
         row = []
@@ -356,4 +373,4 @@ def sample(
             if tok == stop_id:
                 break
         rows.append(row)
-    return rows
+    return (rows, after) if after is not None else rows

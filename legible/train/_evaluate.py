@@ -67,7 +67,7 @@ def evaluate_organism(
     generator = torch.Generator().manual_seed(seed)
     items = [task.sample(rng) for _ in range(problems)]
     answerer = face or policy
-    tokens, cots, finished, _ = write_cots(
+    written = write_cots(
         policy,
         items,
         max_steps=task.max_steps,
@@ -75,6 +75,7 @@ def evaluate_organism(
         generator=generator,
         step_paraphrase=step_paraphrase,
     )
+    tokens, cots, finished = written.tokens, written.cots, written.finished
     paraphrased = [paraphraser.paraphrase(c, p.prompt, rng) for c, p in zip(cots, items)]
     views = paraphrased if paraphrase_in_loop else cots
     answers = answers_for(answerer, items, views, finished, task)
@@ -223,9 +224,8 @@ def example_episodes(
     rng = random.Random(seed)
     items = [task.sample(rng) for _ in range(n)]
     generator = torch.Generator().manual_seed(seed)
-    _, cots, finished, _ = write_cots(
-        policy, items, max_steps=task.max_steps, temperature=temperature, generator=generator
-    )
+    written = write_cots(policy, items, max_steps=task.max_steps, temperature=temperature, generator=generator)
+    cots, finished = written.cots, written.finished
     paraphrased = [paraphraser.paraphrase(c, p.prompt, rng) for c, p in zip(cots, items)]
     return examples(items, cots, paraphrased, answers_for(policy, items, cots, finished, task), n)
 
@@ -278,7 +278,7 @@ def load_bearing_drop(
         return None
     subset = [items[i] for i in chosen]
     generator = torch.Generator().manual_seed(seed + 1)
-    _, new_cots, finished, _ = write_cots(
+    written = write_cots(
         policy,
         subset,
         max_steps=task.max_steps,
@@ -287,6 +287,7 @@ def load_bearing_drop(
         prefixes=prefixes,
         step_paraphrase=step_paraphrase,
     )
+    new_cots, finished = written.cots, written.finished
     rng = random.Random(seed + 1)
     views = (
         [paraphraser.paraphrase(c, p.prompt, rng) for c, p in zip(new_cots, subset)] if paraphrase_in_loop else new_cots

@@ -15,7 +15,8 @@ Each step:
      the policy read when it drew it (plus the answer token
      when the policy answers), token-averaged, plus optional KL to the stage-1 model and an
      entropy bonus; the Face, if any, gets the same loss on its answer (and output) tokens only,
-     so Face tokens never reach the policy's gradient;
+     so Face tokens never reach the policy's gradient. Only episodes with a nonzero advantage are
+     run with gradients (the others add nothing), unless the KL or the entropy term reads them;
   7. log metrics, evaluate every ``eval_every`` steps, checkpoint every ``checkpoint_every``.
 
 Updates are on-policy (one gradient step per batch), so the PPO ratio is 1 and clipping
@@ -102,31 +103,25 @@ def train_grpo(
         # 1-2. problems, G samples each; the policy writes its CoTs
         problems = [p for p in (task.sample(rng) for _ in range(rl.prompts)) for _ in range(rl.group_size)]
         policy.eval()
-        tokens, cots, finished, read = write_cots(
+        # the policy's own answer distribution, when it answers from its own CoT, comes off the sampling pass
+        own_answer = "original" in cond.views and face is None
+        tokens, cots, finished, read, answer_logits = write_cots(
             policy,
             problems,
             max_steps=task.max_steps,
             temperature=rl.temperature,
             generator=generator,
             step_paraphrase=step_paraphrase,
+            answer_logits=own_answer,
         )
-        # 3. paraphrase; the policy scores its own tokens (with grad). Rows are left-padded, so
-        # the last column of that pass is the answer position: when the policy answers from
-        # its own CoT, the same pass gives the answer distribution.
+        # 3. paraphrase; the answerer's distribution over answers from every view the condition reads
         paraphrased = [paraphraser.paraphrase(c, p.prompt, rng) for c, p in zip(cots, problems)]
-        policy.train()
-        logp, mask, entropy, last_logits = completion_logprobs(policy, problems, tokens, rl.temperature, read)
-        answer_lp = {}  # view -> (E, A) log-probs; only the condition's view keeps its graph
-        for v in sorted(cond.views):
-            if v == "original" and face is None:
-                answer_lp[v] = last_logits[:, answer_ids].log_softmax(-1)
-            else:
-                with torch.set_grad_enabled(v == view):
-                    answer_lp[v] = answer_logprobs(
-                        answerer.train(), problems, cots if v == "original" else paraphrased, answer_words
-                    )
+        texts = {"original": cots, "paraphrased": paraphrased}
+        probs = {"original": answer_logits[:, answer_ids].softmax(-1)} if own_answer else {}
+        with torch.no_grad():
+            for v in sorted(cond.views - set(probs)):
+                probs[v] = answer_logprobs(answerer, problems, texts[v], answer_words).exp()
         # 4. answers sampled from the condition's view, then rewards
-        probs = {v: lp.detach().exp() for v, lp in answer_lp.items()}
         picks = draw(probs[view], generator)
         answers = [answer_words[i] if f else None for i, f in zip(picks.tolist(), finished)]
         para_answers = answers if view == "paraphrased" else None
@@ -164,31 +159,52 @@ def train_grpo(
         cot_adv = _advantages(cot_rewards, rl.prompts, rl.scale_advantages) if cond.targeted else adv
         # 6. policy loss on its own tokens, KL to stage 1, entropy bonus; the loss of the answer token
         # (and of the output after it) goes to whoever answered: the policy, or the Face (whose tokens
-        # never reach the policy)
-        mask = mask.float()
-        n_tokens = mask.sum().clamp(min=1)
-        loss = -(cot_adv.unsqueeze(1) * logp * mask).sum() / n_tokens
-        loss = loss - rl.entropy_coef * (entropy * mask).sum() / n_tokens
-        kl_value = 0.0
-        if reference is not None:
-            with torch.no_grad():
-                ref_logp, _, _, _ = completion_logprobs(reference, problems, tokens, rl.temperature, read)
-            log_ratio = ref_logp - logp
-            kl = ((log_ratio.exp() - log_ratio - 1) * mask).sum() / n_tokens  # k3 estimator
-            loss = loss + rl.kl_coef * kl
-            kl_value = kl.item()
+        # never reach the policy). An episode whose advantages are zero adds nothing to the loss unless
+        # the KL or the entropy term reads it, so only the others are run with gradients (a third to
+        # all of them once a policy has settled); the loss keeps its denominators over every episode.
+        every = reference is not None or rl.entropy_coef != 0
+        rows = [i for i in range(len(problems)) if every or adv[i] != 0 or cot_adv[i] != 0]
+        n_tokens = max(1, sum(len(t) for t in tokens))
         answered = torch.tensor(finished, dtype=torch.float)
-        chosen = answer_lp[view].gather(1, picks.unsqueeze(1)).squeeze(1)
-        answer_loss = -(adv * chosen * answered).sum() / answered.sum().clamp(min=1)
-        if outputs is not None:
-            out_logp, out_mask = output_logprobs(
-                answerer.train(), problems, answered_from, answers, outputs, rl.temperature
-            )
-            out_mask = out_mask.float()
-            answer_loss = answer_loss - (adv.unsqueeze(1) * out_logp * out_mask).sum() / out_mask.sum().clamp(min=1)
         for opt in optimizers.values():
             opt.zero_grad(set_to_none=True)
-        (loss + answer_loss).backward()
+        kl_value, entropy_value = 0.0, None
+        if rows:
+            at = torch.tensor(rows)
+            trained = _take(problems, rows)
+            policy.train()
+            logp, mask, entropy, last_logits = completion_logprobs(
+                policy, trained, _take(tokens, rows), rl.temperature, _take(read, rows)
+            )
+            mask = mask.float()
+            loss = -(cot_adv[at].unsqueeze(1) * logp * mask).sum() / n_tokens
+            loss = loss - rl.entropy_coef * (entropy * mask).sum() / n_tokens
+            entropy_value = ((entropy.detach() * mask).sum() / mask.sum().clamp(min=1)).item()
+            if reference is not None:
+                with torch.no_grad():
+                    ref_logp, _, _, _ = completion_logprobs(reference, problems, tokens, rl.temperature, read)
+                log_ratio = ref_logp - logp
+                kl = ((log_ratio.exp() - log_ratio - 1) * mask).sum() / n_tokens  # k3 estimator
+                loss = loss + rl.kl_coef * kl
+                kl_value = kl.item()
+            # Rows are left-padded, so the last column of the policy's pass is the answer position: when
+            # the policy answers from its own CoT, that pass gives the answer's log-probabilities.
+            if view == "original" and face is None:
+                answer_lp = last_logits[:, answer_ids].log_softmax(-1)
+            else:
+                answer_lp = answer_logprobs(answerer.train(), trained, _take(texts[view], rows), answer_words)
+            chosen = answer_lp.gather(1, picks[at].unsqueeze(1)).squeeze(1)
+            answer_loss = -(adv[at] * chosen * answered[at]).sum() / answered.sum().clamp(min=1)
+            if outputs is not None:
+                views, said, written = (_take(x, rows) for x in (answered_from, answers, outputs))
+                out_logp, out_mask = output_logprobs(answerer.train(), trained, views, said, written, rl.temperature)
+                n_output = max(1, sum(len(o) for o, a in zip(outputs, answers) if a is not None))
+                answer_loss = answer_loss - (adv[at].unsqueeze(1) * out_logp * out_mask.float()).sum() / n_output
+            (loss + answer_loss).backward()
+        for m in models.values():  # a step with no gradient still moves by AdamW's momentum, as before
+            for p in m.parameters():
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
         for name, m in models.items():
             torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
             optimizers[name].step()
@@ -203,7 +219,8 @@ def train_grpo(
             "cot_words": _mean([len(c.split()) for c in cots]),
             "penalty_ramp": ramp,
             "kl": kl_value,
-            "entropy": ((entropy.detach() * mask).sum() / n_tokens).item(),
+            "entropy": entropy_value,  # over the tokens of the episodes trained on (nonzero advantage)
+            "trained_share": len(rows) / len(problems),
             "seconds": round(clock(), 2),
         } | {f"term_{n}": _mean(v) for n, v in term_values.items()}
         if output_texts is not None:
@@ -253,6 +270,10 @@ def _advantages(rewards: list[float], prompts: int, scale: bool) -> torch.Tensor
     if scale:
         adv = adv / (r.std(1, keepdim=True) + 1e-4)
     return adv.view(-1)
+
+
+def _take(values: list, rows: list[int]) -> list:
+    return [values[i] for i in rows]
 
 
 def _mean(values: list[float]) -> float:
