@@ -187,3 +187,45 @@ def test_stage1_loss_reads_only_the_target_columns_and_equals_the_whole_pass():
     expected.backward()
     for p, p_ref in zip(model.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p.grad, p_ref.grad, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("condition", ["outcome", "monitor+face", "monitor+paraphrase", "output-monitor+targeted"])
+def test_skipping_episodes_with_zero_advantage_gives_the_same_update(tmp_path, monkeypatch, condition):
+    """The trainer runs with gradients only the episodes whose advantage is nonzero; the parameters after a
+    few steps equal those of a run that trains on every episode (which is what the loss was before)."""
+    import torch
+
+    from legible.config import RunConfig
+    from legible.demo import task_for
+    from legible.paraphrase import make_paraphraser
+    from legible.train import _grpo
+    from legible.train._pretrain import build_model
+
+    base = RunConfig.model_validate({**TINY_RUN, "rl": {**TINY_RUN["rl"], "steps": 3, "eval_every": 100}})
+    task_config = task_for(base.task, condition).model_dump()
+    cfg = RunConfig.model_validate({**TINY_RUN, **base.model_dump(), "condition": condition, "task": task_config})
+    task = cfg.task.build()
+    torch.manual_seed(0)
+    stage1 = build_model(cfg, task).eval()
+    skipped = []
+    real_rows = _grpo.trained_rows
+
+    def spy(adv, cot_adv, *, every):
+        rows = real_rows(adv, cot_adv, every=every)
+        skipped.append(len(adv) - len(rows))
+        return rows
+
+    def train(out):
+        return _grpo.train_grpo(cfg, task, make_paraphraser(cfg.paraphraser, task), stage1, tmp_path / out)
+
+    monkeypatch.setattr(_grpo, "trained_rows", spy)
+    sparse = train("sparse")
+    assert sum(skipped) > 0  # the run did skip episodes
+    monkeypatch.setattr(_grpo, "trained_rows", lambda adv, cot_adv, *, every: list(range(len(adv))))
+    dense = train("dense")
+    for a, b in zip(sparse, dense, strict=True):
+        if a is None:
+            assert b is None
+            continue
+        for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+            torch.testing.assert_close(p, q, atol=1e-5, rtol=0, msg=lambda m, name=name: f"{name}: {m}")

@@ -162,8 +162,7 @@ def train_grpo(
         # never reach the policy). An episode whose advantages are zero adds nothing to the loss unless
         # the KL or the entropy term reads it, so only the others are run with gradients (a third to
         # all of them once a policy has settled); the loss keeps its denominators over every episode.
-        every = reference is not None or rl.entropy_coef != 0
-        rows = [i for i in range(len(problems)) if every or adv[i] != 0 or cot_adv[i] != 0]
+        rows = trained_rows(adv, cot_adv, every=reference is not None or rl.entropy_coef != 0)
         n_tokens = max(1, sum(len(t) for t in tokens))
         answered = torch.tensor(finished, dtype=torch.float)
         for opt in optimizers.values():
@@ -261,6 +260,12 @@ def train_grpo(
 # Drift metrics (legible.monitor._drift) every this many steps: cheap, but not free at 1,000 episodes/s.
 DRIFT_EVERY = 10
 DRIFT_LOGGED = ("legible_score", "odd_token_rate", "monitor_flag_rate", "paraphrase_sensitivity", "cot_tokens")
+
+
+def trained_rows(adv: torch.Tensor, cot_adv: torch.Tensor, *, every: bool) -> list[int]:
+    """The episodes the update runs with gradients: those with a nonzero advantage (on the CoT or on the
+    answer), or all of them when a term of the loss reads every episode (``every``)."""
+    return list(range(len(adv))) if every else ((adv != 0) | (cot_adv != 0)).nonzero().flatten().tolist()
 
 
 def _advantages(rewards: list[float], prompts: int, scale: bool) -> torch.Tensor:
