@@ -432,6 +432,11 @@ def _busy_warning(threads: int, busy: float | None) -> str | None:
     return msg
 
 
+def _public(result: dict) -> dict:
+    """A trainer result without its private entries (the profiler)."""
+    return {k: v for k, v in result.items() if not k.startswith("_")}
+
+
 def fmt(x: float | None, digits: int = 3) -> str:
     if x is None or x == 0:
         return str(x)
@@ -515,14 +520,11 @@ def main(argv: list[str] | None = None) -> int:
         peak_n = next(iter(matmul))
         peak = matmul[peak_n]
         sampler = bench_sampler(model, task, args)
-        trainer = [
-            bench_trainer(cond, model, task, args, workdir, profile=args.profile and i == 0)
-            for i, cond in enumerate(conditions)
-        ]
-        every = {
-            cond: bench_trainer(cond, model, task, args, workdir, every_episode=True)
-            for cond in (conditions if args.every_episode_peer else [])
-        }
+        trainer, every = [], {}
+        for i, cond in enumerate(conditions):  # each condition beside its peer, so drift over the run hits both
+            trainer.append(bench_trainer(cond, model, task, args, workdir, profile=args.profile and i == 0))
+            if args.every_episode_peer:
+                every[cond] = bench_trainer(cond, model, task, args, workdir, every_episode=True)
 
     rows = [("figure", "value", "unit", "peer / note")]
     for n, g in matmul.items():
@@ -656,7 +658,8 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_end": load_average(),
             "matmul_gflops": {str(n): g for n, g in matmul.items()},
             "sampler": sampler,
-            "trainer": [{k: v for k, v in t.items() if not k.startswith("_")} for t in trainer],
+            "trainer": [_public(t) for t in trainer],
+            "trainer_every_episode": {c: _public(t) for c, t in every.items()},
             "demo_wall_seconds": demo,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -229,3 +229,26 @@ def test_skipping_episodes_with_zero_advantage_gives_the_same_update(tmp_path, m
             continue
         for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
             torch.testing.assert_close(p, q, atol=1e-5, rtol=0, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("term", [{"kl_coef": 0.1}, {"entropy_coef": 0.01}])
+def test_a_loss_term_that_reads_every_episode_trains_every_episode(tmp_path, term):
+    """With the KL to stage 1 or the entropy bonus, no episode is skipped, and the KL is logged."""
+    import torch
+
+    from legible.config import RunConfig
+    from legible.paraphrase import make_paraphraser
+    from legible.train._grpo import train_grpo
+    from legible.train._pretrain import build_model
+
+    cfg = RunConfig.model_validate(
+        {**TINY_RUN, "condition": "outcome", "rl": {**TINY_RUN["rl"], "steps": 3, "eval_every": 100, **term}}
+    )
+    task = cfg.task.build()
+    torch.manual_seed(0)
+    train_grpo(cfg, task, make_paraphraser(cfg.paraphraser, task), build_model(cfg, task).eval(), tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if r.get("kind") == "train"]
+    assert len(rows) == 3 and all(r["trained_share"] == 1.0 for r in rows)
+    if "kl_coef" in term:
+        assert all(r["kl"] >= 0 for r in rows) and rows[-1]["kl"] > 0  # the policy moved away from stage 1

@@ -163,8 +163,9 @@ def train_grpo(
         # 6. policy loss on its own tokens, KL to stage 1, entropy bonus; the loss of the answer token
         # (and of the output after it) goes to whoever answered: the policy, or the Face (whose tokens
         # never reach the policy). An episode whose advantages are zero adds nothing to the loss unless
-        # the KL or the entropy term reads it, so only the others are run with gradients (a third to
-        # all of them once a policy has settled); the loss keeps its denominators over every episode.
+        # the KL or the entropy term reads it, so only the others are run with gradients (under outcome
+        # reward alone a settled policy leaves almost none; a continuous penalty, most); the loss keeps its
+        # denominators over every episode.
         rows = trained_rows(adv, cot_adv, every=reference is not None or rl.entropy_coef != 0)
         n_tokens = max(1, sum(len(t) for t in tokens))
         answered = torch.tensor(finished, dtype=torch.float)
@@ -184,7 +185,9 @@ def train_grpo(
             entropy_value = ((entropy.detach() * mask).sum() / mask.sum().clamp(min=1)).item()
             if reference is not None:
                 with torch.no_grad():
-                    ref_logp, _, _, _ = completion_logprobs(reference, problems, tokens, rl.temperature, read)
+                    ref_logp, _, _, _ = completion_logprobs(
+                        reference, trained, _take(tokens, rows), rl.temperature, _take(read, rows)
+                    )
                 log_ratio = ref_logp - logp
                 kl = ((log_ratio.exp() - log_ratio - 1) * mask).sum() / n_tokens  # k3 estimator
                 loss = loss + rl.kl_coef * kl
