@@ -410,3 +410,53 @@ def test_the_answer_distribution_read_off_the_sampling_pass_equals_an_answer_pas
     got = after[stopped][:, VOCAB.ids(task.answer_words)].log_softmax(-1)
     torch.testing.assert_close(got, expected.detach(), atol=1e-5, rtol=0)
     assert after[never].abs().sum() == 0
+
+
+@pytest.mark.parametrize("columns", [False, True])
+def test_rows_in_length_groups_give_the_logits_and_gradients_of_one_batch(columns):
+    """``continuation_logits`` runs rows in groups of similar length (more rows than one group here, in
+    shuffled lengths, some empty); every row's logits and the gradients equal one batch padded to the
+    longest, with all columns or with chosen ones (clamped past a row's end, where the caller masks)."""
+    from legible.policy import _rollout
+
+    task = CoinFlip(min_steps=2, max_steps=6)
+    rng = random.Random(5)
+    problems = [p for p in (task.sample(rng) for _ in range(20)) for _ in range(4)]
+    continuations = [[rng.randrange(3, len(VOCAB)) for _ in range(rng.choice([0, 1, 4, 9, 17]))] for _ in problems]
+    continuations[0] = [5] * 17  # the longest row first: groups must come back in the callers' order
+    at = None
+    if columns:
+        at = torch.tensor([[max(0, len(c) - 1), min(2, max(0, len(c) - 1))] for c in continuations])
+    model = make_model()
+    assert len(problems) > 2 * _rollout.LENGTH_GROUP
+
+    def real(i: int) -> int:  # the columns that are real for row i: the caller's loss reads only these
+        return len(continuations[i]) + 1 if at is None else (at.shape[1] if continuations[i] else 0)
+
+    def one_batch(model, problems, continuations, at):  # the rows as one batch padded to the longest
+        distinct, copy_of = shared_prompts([prompt_ids(p) for p in problems])
+        ids, mask = left_pad(distinct, VOCAB.pad_id)
+        cache = KVCache(model.cfg.n_layer)
+        after_prompt = model(ids, mask, cache)[:, -1:].index_select(0, copy_of)
+        cont, cont_mask = right_pad(continuations, VOCAB.pad_id)
+        full = torch.cat([after_prompt, model(cont, cont_mask, cache.select(copy_of))], 1)
+        if at is None:
+            return full
+        return full.gather(1, (at.clamp(max=cont.shape[1] - 1) + 1).unsqueeze(-1).expand(-1, -1, full.shape[-1]))
+
+    def run(logits) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad()
+        out = logits(model, problems, continuations, at)
+        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(0))
+        reals = torch.tensor([real(i) for i in range(len(problems))])
+        weights *= (torch.arange(out.shape[1]) < reals[:, None]).unsqueeze(-1)
+        (out * weights).sum().backward()
+        return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+    grouped, grouped_grads = run(_rollout.continuation_logits)
+    whole, whole_grads = run(one_batch)
+    assert grouped.shape == whole.shape
+    for i in range(len(problems)):
+        torch.testing.assert_close(grouped[i, : real(i)], whole[i, : real(i)], atol=1e-5, rtol=0)
+    for a, b in zip(grouped_grads, whole_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
