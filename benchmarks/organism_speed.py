@@ -29,7 +29,10 @@ What it measures (all on CPU, fp32, ``torch.set_num_threads(--threads)``, timed 
    where P = all parameters of the model. Attention-score FLOPs (QK^T and AV, about
    4 * n_layer * context * n_embd per token, a few percent here) and left-padding are left
    out, so the figure is model FLOPs utilisation in the usual sense (the share of padding
-   computed is printed beside it). MFU = FLOPs per step / seconds per step / matmul peak of
+   computed is printed beside it). A pass that reads only some columns (answer and prompt
+   passes: ``TinyTransformer.forward(at=)``) runs its last layer's attention output, MLP and head
+   at those columns alone, but is counted as if it ran every layer everywhere, so the figure
+   overstates those passes. MFU = FLOPs per step / seconds per step / matmul peak of
    the first size. The model's matmuls are 64 wide and every op is small, so per-op overhead
    and small-matrix efficiency, not the peak, bound it.
 4. **Demo wall time**, read from ``wall_seconds`` in the ``summary.json`` that
@@ -76,7 +79,7 @@ import torch
 from legible.config import CONDITIONS, RunConfig, TaskConfig
 from legible.demo import task_for
 from legible.paraphrase import make_paraphraser
-from legible.policy._rollout import prompt_ids
+from legible.policy._rollout import LENGTH_GROUP, prompt_ids
 from legible.policy._tiny import sample
 from legible.policy._vocab import VOCAB
 from legible.train import _grpo as grpo_module
@@ -178,7 +181,10 @@ class FlopCounter:
         def continuations(problems, lengths: list[int]) -> None:
             prompts, prompt_positions = prompts_once(problems)
             self._add(prompts + sum(lengths))
-            self.computed_tokens += prompt_positions + len(lengths) * max(lengths, default=0)
+            # continuations run in groups of similar length, each padded to its own longest
+            ordered = sorted(lengths)
+            groups = [ordered[i : i + LENGTH_GROUP] for i in range(0, len(ordered), LENGTH_GROUP)]
+            self.computed_tokens += prompt_positions + sum(len(g) * g[-1] for g in groups)
 
         def counted_answer_logprobs(answerer, problems, cots, *rest, **kw):
             continuations(problems, [len(c.split()) + 1 for c in cots])
@@ -254,7 +260,7 @@ def stage1_model(args: argparse.Namespace, workdir: Path):
 
 
 def bench_trainer(
-    condition: str, stage1, task, args, workdir: Path, profile: bool = False, every_episode: bool = False
+    condition: str, stage1, args, workdir: Path, profile: bool = False, every_episode: bool = False
 ) -> dict:
     """Time ``train_grpo`` on one condition. ``every_episode`` is the peer: the update runs every episode with
     gradients, as the trainer did before it skipped the episodes whose advantage is zero (same update)."""
@@ -522,9 +528,9 @@ def main(argv: list[str] | None = None) -> int:
         sampler = bench_sampler(model, task, args)
         trainer, every = [], {}
         for i, cond in enumerate(conditions):  # each condition beside its peer, so drift over the run hits both
-            trainer.append(bench_trainer(cond, model, task, args, workdir, profile=args.profile and i == 0))
+            trainer.append(bench_trainer(cond, model, args, workdir, profile=args.profile and i == 0))
             if args.every_episode_peer:
-                every[cond] = bench_trainer(cond, model, task, args, workdir, every_episode=True)
+                every[cond] = bench_trainer(cond, model, args, workdir, every_episode=True)
 
     rows = [("figure", "value", "unit", "peer / note")]
     for n, g in matmul.items():
@@ -626,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"FLOPs per RL step = 2*P*(sampled prompt+generated tokens) + 2*P*(no-grad answer-pass tokens) "
         f"+ 6*P*(tokens of passes with grad: policy log-probs, answer loss), P = {params:,} parameters; "
-        f"attention scores and padding not counted."
+        f"attention scores and padding not counted; passes that read some columns counted whole (an overcount)."
     )
     elapsed = time.perf_counter() - started
     busy_end = cpu_busy_share()

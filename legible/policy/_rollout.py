@@ -222,9 +222,9 @@ def output_logprobs(
     targets, mask = right_pad(kept, VOCAB.pad_id)
     if width == 0:
         return torch.zeros(len(kept), 0), mask
-    # output token k of row i is predicted after continuation token len(heads[i]) + k - 1 (the answer's, for k = 0)
-    widest = max(len(r) for r in rows)
-    at = (torch.tensor([len(h) for h in heads]).unsqueeze(1) + torch.arange(width) - 1).clamp(0, widest - 1)
+    # output token k of row i is predicted after continuation token len(heads[i]) + k - 1 (the answer's, for k = 0);
+    # a column past a row's end is clamped by continuation_logits and masked here
+    at = (torch.tensor([len(h) for h in heads]).unsqueeze(1) + torch.arange(width) - 1).clamp(min=0)
     picked = continuation_logits(answerer, problems, rows, at=at)
     logp = (picked / temperature).log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     return logp, mask

@@ -194,7 +194,7 @@ def train_grpo(
                 kl_value = kl.item()
             # Rows are left-padded, so the last column of the policy's pass is the answer position: when
             # the policy answers from its own CoT, that pass gives the answer's log-probabilities.
-            if view == "original" and face is None:
+            if cond.policy_answers:
                 answer_lp = last_logits[:, answer_ids].log_softmax(-1)
             else:
                 answer_lp = answer_logprobs(answerer.train(), trained, _take(texts[view], rows), answer_words)
